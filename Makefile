@@ -1,0 +1,28 @@
+# The two quick-start commands: `make run` and `make test`. Each builds .venv when missing.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[dev,postgres]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/ebc run --with-sim
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: $(STAMP) lint
+	$(BIN)/pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/alert_to_air.py
+
+clean:
+	rm -rf $(VENV) var

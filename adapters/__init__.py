@@ -1,0 +1,1 @@
+"""Transmission adapters (适配器): each drives one kind of transmission system or terminal."""
