@@ -1,0 +1,1 @@
+"""Cable-TV adapter: EB private sections (sections), inserter link (link), adapter (adapter)."""

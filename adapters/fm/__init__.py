@@ -1,0 +1,1 @@
+"""FM adapter: UECP codec (uecp), transmitter device model (device), adapter (adapter)."""
