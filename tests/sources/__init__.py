@@ -1,0 +1,1 @@
+"""Tests of broadcast.sources (CAP intake)."""
