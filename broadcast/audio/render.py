@@ -1,0 +1,176 @@
+"""Programme rendering (音频制作): text → attention tone + speech (+ repeats) + closing tone → MP3/WAV.
+
+Owns: the programme layout, choosing an engine through ``EngineChain``, loudness normalisation and
+encoding with ffmpeg, and the content key that makes a repeated render free.
+
+Digests: ``RenderedAudio.ref.digest`` is the sha256 hex of the *encoded file's bytes* (the cache is
+content-addressed, so a URL made from it serves exactly those bytes and terminals can verify them). The
+*content key* (engine, voice, settings, normalised text, layout, output options) is separate and only
+used to find an earlier render.
+
+Must never: block the event loop (synthesis runs on the engine's own thread, ffmpeg in a subprocess,
+disk I/O via ``asyncio.to_thread``), mix two voices in one programme, or play anything itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from broadcast.audio.cache import AudioCache, content_key
+from broadcast.audio.encode import (
+    WORK_RATE,
+    EncodeOptions,
+    OutputFormat,
+    encode,
+    pcm_input_args,
+    to_work_pcm,
+)
+from broadcast.audio.engines import EngineChain, Speech, SpeechFormat, TtsEngine
+from broadcast.audio.tone import TONE_VERSION, chime_pcm, silence_pcm
+from broadcast.model import AudioRef
+
+__all__ = ["AudioRenderer", "EncodeOptions", "OutputFormat", "RenderedAudio"]
+
+RENDER_VERSION = 2  # part of the content key: bump when the layout or encoding changes
+LEAD_IN_S = 0.3  # after the opening chime
+TITLE_GAP_S = 0.6  # between title and body
+LEAD_OUT_S = 0.5  # before the closing chime
+MAX_REPEATS = 10
+
+
+@dataclass(frozen=True)
+class RenderedAudio:
+    """A rendered programme: its reference (digest = sha256 of the file bytes) and where it lies."""
+
+    ref: AudioRef
+    path: Path
+    from_cache: bool = False
+
+
+class AudioRenderer:
+    """Render text programmes into the cache.
+
+    ``engines`` may be a list (tried in order, wrapped in an ``EngineChain`` with the system clock) or a
+    ready ``EngineChain`` (to inject a clock or back-off). ``None`` means the offline engine only.
+    """
+
+    def __init__(
+        self,
+        cache: AudioCache,
+        engines: Sequence[TtsEngine] | EngineChain | None = None,
+        *,
+        options: EncodeOptions | None = None,
+        normalise: Callable[[str], str] | None = None,
+        ffmpeg_timeout_s: float = 120.0,
+    ) -> None:
+        if engines is None:
+            from broadcast.audio.espeak import EspeakEngine
+
+            engines = [EspeakEngine()]
+        self.chain = engines if isinstance(engines, EngineChain) else EngineChain(engines)
+        self.cache = cache
+        self.options = options or EncodeOptions()
+        self._normalise = normalise
+        self._ffmpeg_timeout_s = ffmpeg_timeout_s
+        self._inflight: dict[str, asyncio.Task[RenderedAudio]] = {}
+
+    async def render(
+        self,
+        title: str,
+        text: str,
+        *,
+        repeats: int = 1,
+        gap_s: float = 1.0,
+        fmt: OutputFormat | str = OutputFormat.MP3,
+        normalise: Callable[[str], str] | None = None,
+    ) -> RenderedAudio:
+        """Render (or find in the cache) the programme for ``title`` + ``text``.
+
+        ``normalise`` (or the renderer's default) rewrites text for speech before anything else; the
+        cache key covers the normalised text. ``ref.engine``/``ref.voice`` say who spoke. While the file
+        is being broadcast, keep it with ``cache.pin(ref.digest)`` / ``unpin`` so eviction skips it.
+        Raises ``ValueError`` (bad request), ``AllEnginesFailed`` or ``FfmpegError``.
+        """
+        fmt = OutputFormat(fmt)
+        if not 1 <= repeats <= MAX_REPEATS:
+            raise ValueError(f"repeats must be between 1 and {MAX_REPEATS}, got {repeats}")
+        if not 0 <= gap_s <= 30:
+            raise ValueError(f"gap_s must be between 0 and 30 seconds, got {gap_s}")
+        norm = normalise or self._normalise
+        title_n = (norm(title) if norm else title).strip()
+        text_n = (norm(text) if norm else text).strip()
+        if not title_n and not text_n:
+            raise ValueError("nothing to say: title and text are both empty")
+        request = content_key(title=title_n, text=text_n, repeats=repeats, gap_s=gap_s, fmt=str(fmt))
+        running = self._inflight.get(request)
+        if running is None:
+            running = asyncio.ensure_future(self._render(title_n, text_n, repeats, gap_s, fmt))
+            self._inflight[request] = running
+            running.add_done_callback(lambda _t: self._inflight.pop(request, None))
+        return await asyncio.shield(running)
+
+    def key_for(
+        self, engine: TtsEngine, title: str, text: str, repeats: int, gap_s: float, fmt: OutputFormat
+    ) -> str:
+        o = self.options
+        return content_key(
+            v=RENDER_VERSION, tone=TONE_VERSION, engine=engine.name, voice=engine.voice,
+            settings=engine.settings, title=title, text=text, repeats=repeats, gap_s=gap_s, fmt=str(fmt),
+            mp3=[o.mp3_rate, o.mp3_bitrate_k] if fmt is OutputFormat.MP3 else None,
+            wav=o.wav_rate if fmt is OutputFormat.WAV else None,
+            loud=[o.loudness_i, o.true_peak] if o.loudnorm else None,
+        )
+
+    async def _render(
+        self, title: str, text: str, repeats: int, gap_s: float, fmt: OutputFormat
+    ) -> RenderedAudio:
+        # Prefer the best engine that is up: a cached render by a better engine wins; a cached render by
+        # a fallback engine is used only while every better engine is backed off.
+        for engine in self.chain.engines:
+            key = self.key_for(engine, title, text, repeats, gap_s, fmt)
+            ref = await asyncio.to_thread(self.cache.lookup, key)
+            if ref is not None:
+                hit = self.cache.path_for(ref.digest, ref.format)
+                if hit is not None:
+                    return RenderedAudio(ref, hit, from_cache=True)
+            if self.chain.available(engine):
+                break
+        texts = [t for t in (title, text) if t]
+        engine, speeches = await self.chain.synth_all(texts)
+        parts = [await self._to_work_pcm(s) for s in speeches]
+        pcm = self._layout(parts, repeats, gap_s)
+        data = await encode(pcm, fmt, self.options, timeout_s=self._ffmpeg_timeout_s)
+        digest, path = await asyncio.to_thread(self.cache.put, data, str(fmt))
+        ref = AudioRef(
+            digest=digest, format=str(fmt), duration_s=round(len(pcm) / 2 / WORK_RATE, 3),
+            engine=engine.name, voice=engine.voice,
+        )
+        key = self.key_for(engine, title, text, repeats, gap_s, fmt)
+        await asyncio.to_thread(self.cache.bind, key, ref)
+        return RenderedAudio(ref, path)
+
+    def _layout(self, parts: list[bytes], repeats: int, gap_s: float) -> bytes:
+        one = silence_pcm(WORK_RATE, TITLE_GAP_S).join(parts)
+        body = silence_pcm(WORK_RATE, gap_s).join([one] * repeats)
+        return b"".join((
+            chime_pcm(WORK_RATE), silence_pcm(WORK_RATE, LEAD_IN_S), body,
+            silence_pcm(WORK_RATE, LEAD_OUT_S), chime_pcm(WORK_RATE, closing=True),
+        ))
+
+    async def _to_work_pcm(self, speech: Speech) -> bytes:
+        """Speech as work-rate PCM, loudness-normalised on its own so every engine and voice sits at the
+        same level next to the fixed-level chime (normalising the whole programme would let the chime
+        set the gain)."""
+        if speech.format is SpeechFormat.PCM_S16LE:
+            if speech.sample_rate == WORK_RATE and not self.options.loudnorm:
+                return speech.data
+            src = pcm_input_args(speech.sample_rate)
+        else:
+            src = ["-f", "mp3"]
+        return await to_work_pcm(
+            speech.data, src, self.options, what=f"prepare speech from {speech.engine}",
+            timeout_s=self._ffmpeg_timeout_s,
+        )
