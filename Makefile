@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/ebc run --with-sim
+	$(BIN)/python -m sim.demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

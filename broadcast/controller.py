@@ -1,0 +1,157 @@
+"""Assembles the county controller from settings: database, inventory, adapters, receipts, dispatch,
+audio, pipeline and the web app; starts and stops them in order.
+
+The only place that knows how the parts fit together. Never imports a concrete adapter or ``sim``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.registry import AdapterFactory, AdapterRegistry
+from broadcast.audio import AudioCache, AudioRenderer
+from broadcast.clock import Clock, SystemClock
+from broadcast.dispatch import Dispatcher, RetryPolicy
+from broadcast.health import LinkTracker
+from broadcast.model import DeliveryEvent, LinkState
+from broadcast.pipeline import Pipeline
+from broadcast.receipts import ReceiptBook
+from broadcast.settings import Settings
+from broadcast.store.db import make_engine, prepare_schema
+from broadcast.store.inventory import list_terminals, sync_inventory
+from terminals.inventory import Inventory, load_inventory
+
+log = logging.getLogger(__name__)
+
+
+class CoreSink:
+    """Routes adapter news to receipts, link health and the dispatcher (AdapterSink)."""
+
+    def __init__(self, receipts: ReceiptBook, links: LinkTracker, dispatcher: Dispatcher) -> None:
+        self._receipts = receipts
+        self._links = links
+        self._dispatcher = dispatcher
+
+    def delivery_event(self, event: DeliveryEvent) -> None:
+        self._receipts.record(
+            event.ebm_id,
+            event.terminal_code,
+            event.status,
+            event.at,
+            reason=event.reason,
+            detail=event.detail,
+        )
+
+    def terminal_link(self, terminal_code: str, state: LinkState, at: datetime, detail: str = "") -> None:
+        was = self._links.state(terminal_code)
+        self._links.link(terminal_code, state, at, detail)
+        if state is LinkState.ONLINE and was is LinkState.OFFLINE:
+            self._dispatcher.on_terminal_online(terminal_code)
+
+    def terminal_heartbeat(self, terminal_code: str, at: datetime) -> None:
+        self._links.heartbeat(terminal_code, at)
+
+
+@dataclass
+class Controller:
+    settings: Settings
+    clock: Clock
+    engine: AsyncEngine
+    inventory: Inventory
+    registry: AdapterRegistry
+    receipts: ReceiptBook
+    links: LinkTracker
+    dispatcher: Dispatcher
+    audio_cache: AudioCache
+    renderer: AudioRenderer
+    pipeline: Pipeline
+    web_port: int = 0
+    _runner: web.AppRunner | None = None
+
+    @classmethod
+    async def create(
+        cls,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        adapter_factories: dict[str, AdapterFactory] | None = None,
+    ) -> Controller:
+        clock = clock or SystemClock()
+        engine = make_engine(settings.database_url)
+        await prepare_schema(engine)
+        inventory = load_inventory(settings.inventory_path)
+        added, updated = await sync_inventory(engine, inventory)
+        if added or updated:
+            log.info("inventory %s: %d terminals added, %d updated", inventory.name, added, updated)
+        registry = AdapterRegistry(clock, adapter_factories)
+        adapter_cfg = {
+            name: {"platform_code": inventory.platform_code, **cfg} for name, cfg in settings.adapters.items()
+        }
+        registry.build(adapter_cfg)
+        links = LinkTracker(engine)
+        receipts = ReceiptBook(engine, clock)
+        dispatcher = Dispatcher(
+            registry,
+            receipts,
+            clock,
+            retry=RetryPolicy(initial_s=settings.retry_initial_s, max_s=settings.retry_max_s),
+            concurrency_per_adapter=settings.concurrency_per_adapter,
+        )
+        cache = AudioCache(settings.audio_cache_dir, max_bytes=settings.audio_max_bytes)
+        renderer = AudioRenderer(cache)
+        # The audio URL needs the bound web port; the pipeline is re-pointed after the server binds.
+        pipeline = Pipeline(
+            engine, inventory, renderer, dispatcher, receipts, clock, audio_base_url=settings.audio_base_url()
+        )
+        receipts.on_settled = pipeline.on_settled
+        return cls(
+            settings,
+            clock,
+            engine,
+            inventory,
+            registry,
+            receipts,
+            links,
+            dispatcher,
+            cache,
+            renderer,
+            pipeline,
+        )
+
+    async def start(self, *, serve_web: bool = True) -> None:
+        from broadcast.web.app import make_app  # web imports the controller type; avoid a cycle
+
+        known = {r["resource_code"]: LinkState(r["link_state"]) for r in await list_terminals(self.engine)}
+        # Nothing is connected before adapters start: whatever the last run left is stale.
+        self.links.seed({code: LinkState.OFFLINE for code in known})
+        self.receipts.start()
+        self.links.start()
+        if serve_web:
+            app = make_app(self)
+            self._runner = web.AppRunner(app, access_log=None)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, self.settings.host, self.settings.port, backlog=1024)
+            await site.start()
+            self.web_port = int(self._runner.addresses[0][1])
+            self.pipeline.audio_base_url = self.settings.audio_base_url(self.web_port)
+        sink = CoreSink(self.receipts, self.links, self.dispatcher)
+        await self.registry.start_all(sink, self.inventory.terminals)
+        resumed = await self.pipeline.resume()
+        if resumed:
+            log.info("%d unfinished broadcasts resumed", resumed)
+
+    async def close(self) -> None:
+        await self.pipeline.close()
+        await self.dispatcher.close()
+        await self.registry.close_all()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.receipts.close()
+        await self.links.close()
+        await self.engine.dispose()

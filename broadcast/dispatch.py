@@ -1,0 +1,237 @@
+"""Dispatch (调度控制): deliveries → adapters, with the one retry policy of the product.
+
+Adapters classify each attempt (accepted / retry / permanent); this module decides what happens next:
+jittered exponential backoff until the message's end time, OFFLINE for terminals without a live link
+(tried again the moment they reconnect, while the message is still valid), expiry at the end time,
+and stop. Delivery progress is recorded in the ReceiptBook, which refuses anything that would play a
+message twice. Never imports a concrete adapter: they come from the registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from adapters.base import FailureKind, Outcome
+from adapters.registry import AdapterRegistry
+from broadcast.clock import Clock
+from broadcast.model import DeliveryOrder, DeliveryStatus, FailureReason, TerminalRef
+from broadcast.receipts import ReceiptBook
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    initial_s: float = 0.5
+    factor: float = 2.0
+    max_s: float = 30.0
+    jitter: float = 0.2  # ± fraction
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        base = min(self.max_s, self.initial_s * self.factor ** max(0, attempt - 1))
+        return base * (1 + rng.uniform(-self.jitter, self.jitter))
+
+
+@dataclass
+class _Live:
+    broadcast_id: int
+    order: DeliveryOrder
+    terminals: dict[str, TerminalRef]
+    tasks: set[asyncio.Task[None]]
+    stopped: bool = False
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        registry: AdapterRegistry,
+        receipts: ReceiptBook,
+        clock: Clock,
+        *,
+        retry: RetryPolicy | None = None,
+        concurrency_per_adapter: int = 1024,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._registry = registry
+        self._receipts = receipts
+        self._clock = clock
+        self._retry = retry or RetryPolicy()
+        self._rng = rng or random.Random()
+        self._limit = concurrency_per_adapter
+        self._sems: dict[str, asyncio.Semaphore] = {}
+        self._live: dict[str, _Live] = {}
+
+    def _sem(self, adapter: str) -> asyncio.Semaphore:
+        sem = self._sems.get(adapter)
+        if sem is None:
+            sem = self._sems[adapter] = asyncio.Semaphore(self._limit)
+        return sem
+
+    def is_live(self, ebm_id: str) -> bool:
+        return ebm_id in self._live
+
+    async def dispatch(self, broadcast_id: int, order: DeliveryOrder, targets: Sequence[TerminalRef]) -> None:
+        """Start delivering; returns once every first attempt is under way (not when played)."""
+        tracked = {d.terminal_code: d for d in await self._receipts.track(broadcast_id, order.ebm_id)}
+        live = _Live(broadcast_id, order, {t.resource_code: t for t in targets}, set())
+        self._live[order.ebm_id] = live
+        for t in targets:
+            td = tracked.get(t.resource_code)
+            # On a restart, deliveries already acknowledged or settled are never sent again.
+            if td is None or td.status not in (
+                DeliveryStatus.QUEUED,
+                DeliveryStatus.SENT,
+                DeliveryStatus.OFFLINE,
+            ):
+                continue
+            self._spawn(live, t)
+        live.tasks.add(asyncio.create_task(self._expire_at_end(live), name=f"expire-{order.ebm_id}"))
+
+    def _spawn(self, live: _Live, terminal: TerminalRef) -> None:
+        task = asyncio.create_task(self._deliver(live, terminal), name=f"deliver-{terminal.resource_code}")
+        live.tasks.add(task)
+        task.add_done_callback(live.tasks.discard)
+
+    def _seconds_left(self, order: DeliveryOrder) -> float:
+        return (order.end_at - self._clock.now()).total_seconds()
+
+    async def _deliver(self, live: _Live, terminal: TerminalRef) -> None:
+        order = live.order
+        code = terminal.resource_code
+        attempt = 0
+        while not live.stopped:
+            if self._seconds_left(order) <= 0:
+                self._record(order, code, DeliveryStatus.FAILED, FailureReason.EXPIRED, "消息已过结束时间")
+                return
+            adapter = self._registry.get(terminal.adapter)
+            if adapter is None:
+                self._record(
+                    order,
+                    code,
+                    DeliveryStatus.FAILED,
+                    FailureReason.REJECTED,
+                    f"适配器 {terminal.adapter} 未运行",
+                )
+                return
+            if not adapter.is_reachable(code):
+                # Parked: on_terminal_online() re-spawns this delivery when the link comes back.
+                self._record(order, code, DeliveryStatus.OFFLINE, FailureReason.NOT_CONNECTED, "终端不在线")
+                return
+            attempt += 1
+            self._record(order, code, DeliveryStatus.SENT, None, f"attempt {attempt}")
+            failure: FailureKind | None
+            async with self._sem(terminal.adapter):
+                try:
+                    result = await adapter.deliver(order, code)
+                except Exception as exc:  # an adapter bug must not kill the broadcast
+                    log.exception(
+                        "adapter %s raised delivering %s to %s", terminal.adapter, order.ebm_id, code
+                    )
+                    result_outcome, failure, detail = Outcome.RETRY, FailureKind.IO, str(exc)
+                else:
+                    result_outcome, failure, detail = result.outcome, result.failure, result.detail
+            if live.stopped:
+                return
+            if result_outcome is Outcome.ACCEPTED:
+                self._record(order, code, DeliveryStatus.ACKNOWLEDGED, None, detail)
+                return
+            if result_outcome is Outcome.PERMANENT:
+                self._record(order, code, DeliveryStatus.FAILED, FailureReason.REJECTED, detail)
+                return
+            if failure is FailureKind.NOT_CONNECTED:
+                self._record(order, code, DeliveryStatus.OFFLINE, FailureReason.NOT_CONNECTED, detail)
+                return
+            delay = min(self._retry.delay(attempt, self._rng), max(0.0, self._seconds_left(order)))
+            await asyncio.sleep(delay)
+
+    def _record(
+        self,
+        order: DeliveryOrder,
+        code: str,
+        status: DeliveryStatus,
+        reason: FailureReason | None,
+        detail: str,
+    ) -> bool:
+        return self._receipts.record(
+            order.ebm_id, code, status, self._clock.now(), reason=reason, detail=detail
+        )
+
+    async def _expire_at_end(self, live: _Live) -> None:
+        left = self._seconds_left(live.order)
+        if left > 0:
+            await asyncio.sleep(left)
+        self.finish(live.order.ebm_id, DeliveryStatus.FAILED, FailureReason.EXPIRED, "消息已过结束时间")
+
+    def on_terminal_online(self, terminal_code: str) -> None:
+        """A terminal (re)connected: retry its parked deliveries of still-valid messages."""
+        for live in list(self._live.values()):
+            if live.stopped or terminal_code not in live.terminals:
+                continue
+            if self._receipts.status_of(live.order.ebm_id, terminal_code) is not DeliveryStatus.OFFLINE:
+                continue
+            if self._seconds_left(live.order) <= 0:
+                continue
+            log.info("terminal %s back online: retrying EBM %s", terminal_code, live.order.ebm_id)
+            self._spawn(live, live.terminals[terminal_code])
+
+    def finish(self, ebm_id: str, status: DeliveryStatus, reason: FailureReason, detail: str) -> None:
+        """End a live broadcast: unsettled deliveries get ``status``; parked/offline ones stay offline."""
+        live = self._live.pop(ebm_id, None)
+        if live is None:
+            return
+        live.stopped = True
+        current = asyncio.current_task()
+        for task in list(live.tasks):
+            if task is not current:
+                task.cancel()
+        now = self._clock.now()
+        for td in self._receipts.deliveries_of(ebm_id):
+            if not td.status.settled:
+                self._receipts.record(ebm_id, td.terminal_code, status, now, reason=reason, detail=detail)
+
+    async def stop(self, ebm_id: str) -> int:
+        """Stop a broadcast on every terminal that has it; returns how many stop instructions went out."""
+        live = self._live.get(ebm_id)
+        if live is None:
+            return 0
+        targets = [
+            td
+            for td in self._receipts.deliveries_of(ebm_id)
+            if td.status in (DeliveryStatus.SENT, DeliveryStatus.ACKNOWLEDGED, DeliveryStatus.PLAYING)
+        ]
+        self.finish(ebm_id, DeliveryStatus.CANCELLED, FailureReason.CANCELLED, "已停止播发")
+
+        async def stop_one(code: str) -> None:
+            terminal = live.terminals[code]
+            adapter = self._registry.get(terminal.adapter)
+            if adapter is None:
+                return
+            try:
+                res = await adapter.stop(ebm_id, code)
+            except Exception:
+                log.exception("stop of %s on %s failed", ebm_id, code)
+                return
+            if res.outcome is not Outcome.ACCEPTED:
+                log.warning("stop of %s on %s not acknowledged: %s", ebm_id, code, res.detail)
+
+        await asyncio.gather(*(stop_one(td.terminal_code) for td in targets))
+        return len(targets)
+
+    def live_orders(self) -> list[DeliveryOrder]:
+        return [lv.order for lv in self._live.values()]
+
+    def ends_at(self, ebm_id: str) -> datetime | None:
+        live = self._live.get(ebm_id)
+        return live.order.end_at if live else None
+
+    async def close(self) -> None:
+        for live in list(self._live.values()):
+            live.stopped = True
+            for task in list(live.tasks):
+                task.cancel()
+        self._live.clear()

@@ -1,0 +1,101 @@
+"""Terminal link health as the adapters report it: online / offline / fault / broadcasting.
+
+Availability follows the last successful contact (Home Assistant style): a transition is logged and
+stored once; heartbeats only refresh an in-memory last-seen, written in batches. Never talks to
+adapters directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from broadcast.model import LinkState
+from broadcast.store.inventory import LinkChange, record_last_seen, record_link_changes
+
+log = logging.getLogger(__name__)
+
+
+class LinkTracker:
+    def __init__(self, engine: AsyncEngine, *, flush_interval_s: float = 1.0) -> None:
+        self._engine = engine
+        self._interval = flush_interval_s
+        self._state: dict[str, LinkState] = {}
+        self._last_seen: dict[str, datetime] = {}
+        self._dirty_seen: dict[str, datetime] = {}
+        self._changes: list[LinkChange] = []
+        self._listeners: list[Callable[[str, LinkState], None]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def add_listener(self, listener: Callable[[str, LinkState], None]) -> None:
+        self._listeners.append(listener)
+
+    def seed(self, states: dict[str, LinkState]) -> None:
+        self._state.update(states)
+
+    def state(self, terminal_code: str) -> LinkState:
+        return self._state.get(terminal_code, LinkState.OFFLINE)
+
+    def last_seen(self, terminal_code: str) -> datetime | None:
+        return self._last_seen.get(terminal_code)
+
+    def counts(self) -> dict[str, int]:
+        out = {str(s): 0 for s in LinkState}
+        for s in self._state.values():
+            out[str(s)] += 1
+        return out
+
+    def link(self, terminal_code: str, state: LinkState, at: datetime, detail: str = "") -> None:
+        old = self._state.get(terminal_code)
+        self._last_seen[terminal_code] = at
+        self._dirty_seen[terminal_code] = at
+        if old is state:
+            return
+        self._state[terminal_code] = state
+        self._changes.append(LinkChange(terminal_code, state, at, detail))
+        level = logging.INFO if state in (LinkState.ONLINE, LinkState.BROADCASTING) else logging.WARNING
+        log.log(level, "terminal %s %s → %s %s", terminal_code, old or "unknown", state, detail)
+        for listener in self._listeners:
+            listener(terminal_code, state)
+
+    def heartbeat(self, terminal_code: str, at: datetime) -> None:
+        self._last_seen[terminal_code] = at
+        self._dirty_seen[terminal_code] = at
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="link-tracker")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("writing terminal link state failed; will retry")
+
+    async def flush(self) -> None:
+        changes, self._changes = self._changes, []
+        seen, self._dirty_seen = self._dirty_seen, {}
+        try:
+            await record_link_changes(self._engine, changes)
+            await record_last_seen(self._engine, seen)
+        except Exception:
+            self._changes[:0] = changes
+            for k, v in seen.items():
+                self._dirty_seen.setdefault(k, v)
+            raise
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        await self.flush()

@@ -1,0 +1,221 @@
+"""The flow of one warning after intake: targets → broadcast row → audio → dispatch → completion.
+
+Owns the broadcast lifecycle transitions driven by the system (not by operators' approval, which the
+policy stage will add in front of ``submit``). Never parses input formats and never talks to a
+concrete adapter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from broadcast.clock import BEIJING, Clock
+from broadcast.dispatch import Dispatcher
+from broadcast.model import (
+    AudioRef,
+    BroadcastState,
+    DeliveryOrder,
+    DeliveryStatus,
+    FailureReason,
+    MessageDraft,
+    Severity,
+    TerminalRef,
+)
+from broadcast.receipts import ReceiptBook
+from broadcast.store import broadcasts as store
+from terminals.inventory import Inventory
+
+log = logging.getLogger(__name__)
+
+
+class Rendered(Protocol):
+    @property
+    def ref(self) -> AudioRef: ...
+
+
+class Renderer(Protocol):
+    async def render(self, title: str, text: str, *, repeats: int = 1) -> Rendered: ...
+
+
+REPEATS_BY_SEVERITY = {Severity.RED: 3, Severity.ORANGE: 2}
+
+
+@dataclass(frozen=True)
+class Submitted:
+    broadcast_id: int
+    ebm_id: str
+    targets: int
+
+
+class Pipeline:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        inventory: Inventory,
+        renderer: Renderer,
+        dispatcher: Dispatcher,
+        receipts: ReceiptBook,
+        clock: Clock,
+        *,
+        audio_base_url: str,
+    ) -> None:
+        self._engine = engine
+        self._inventory = inventory
+        self._renderer = renderer
+        self._dispatcher = dispatcher
+        self._receipts = receipts
+        self._clock = clock
+        self.audio_base_url = audio_base_url.rstrip("/")
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def resolve(self, draft: MessageDraft) -> tuple[TerminalRef, ...]:
+        """Targets of a draft; raises terminals.inventory.UnknownAreaError for unknown areas."""
+        return self._inventory.resolve(draft.area_codes)
+
+    async def submit(
+        self, draft: MessageDraft, *, actor: str = "", received_at: datetime | None = None
+    ) -> Submitted:
+        """Record the message and start it on air in the background. Returns once it is durable."""
+        targets = self.resolve(draft)
+        bid, ebm = await store.create_broadcast(
+            self._engine,
+            draft,
+            platform_code=self._inventory.platform_code,
+            received_at=received_at or self._clock.now(),
+            local_day=self._clock.now().astimezone(BEIJING).date(),
+            targets=targets,
+            actor=actor,
+        )
+        log.info("broadcast %d (%s) accepted: %s, %d terminals", bid, ebm, draft.primary.title, len(targets))
+        self._spawn(self._run(bid, ebm, draft, targets))
+        return Submitted(bid, ebm, len(targets))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, bid: int, ebm: str, draft: MessageDraft, targets: Sequence[TerminalRef]) -> None:
+        try:
+            await store.transition(self._engine, bid, BroadcastState.RENDERING, self._clock.now())
+            await self._render_and_air(bid, ebm, draft, targets)
+        except Exception as exc:
+            log.exception("broadcast %d (%s) could not go on air", bid, ebm)
+            try:
+                await store.transition(
+                    self._engine,
+                    bid,
+                    BroadcastState.FAILED,
+                    self._clock.now(),
+                    detail=f"{type(exc).__name__}: {exc}",
+                )
+            except Exception:
+                log.exception("could not mark broadcast %d failed", bid)
+
+    async def _render_and_air(
+        self, bid: int, ebm: str, draft: MessageDraft, targets: Sequence[TerminalRef]
+    ) -> None:
+        content = draft.primary
+        repeats = REPEATS_BY_SEVERITY.get(draft.severity, 1)
+        rendered = await self._renderer.render(content.title, content.text, repeats=repeats)
+        await store.set_audio(self._engine, bid, rendered.ref)
+        await self._go_on_air(bid, ebm, draft, targets, rendered.ref)
+
+    def _order(self, ebm: str, draft: MessageDraft, audio: AudioRef) -> DeliveryOrder:
+        return DeliveryOrder(
+            ebm_id=ebm,
+            msg_type=draft.msg_type,
+            severity=draft.severity,
+            event_type=draft.event_type,
+            priority=draft.priority,
+            start_at=draft.start_at,
+            end_at=draft.end_at,
+            title=draft.primary.title,
+            audio_url=f"{self.audio_base_url}/audio/{audio.digest}.{audio.format}",
+            audio=audio,
+        )
+
+    async def _go_on_air(
+        self, bid: int, ebm: str, draft: MessageDraft, targets: Sequence[TerminalRef], audio: AudioRef
+    ) -> None:
+        await store.transition(self._engine, bid, BroadcastState.BROADCASTING, self._clock.now())
+        await self._dispatch(bid, ebm, draft, targets, audio)
+
+    async def _dispatch(
+        self, bid: int, ebm: str, draft: MessageDraft, targets: Sequence[TerminalRef], audio: AudioRef
+    ) -> None:
+        await self._dispatcher.dispatch(bid, self._order(ebm, draft, audio), targets)
+        if self._receipts.unsettled(bid) == 0:
+            await self.on_settled(bid)
+
+    async def on_settled(self, broadcast_id: int) -> None:
+        """Every delivery settled: the broadcast is complete."""
+        row = await store.get_broadcast(self._engine, broadcast_id)
+        if row is None or row["state"] != str(BroadcastState.BROADCASTING):
+            return
+        await store.transition(self._engine, broadcast_id, BroadcastState.COMPLETED, self._clock.now())
+        log.info("broadcast %d (%s) completed", broadcast_id, row["ebm_id"])
+
+    async def stop(self, broadcast_id: int, *, actor: str = "") -> int:
+        row = await store.get_broadcast(self._engine, broadcast_id)
+        if row is None:
+            raise KeyError(broadcast_id)
+        state = BroadcastState(row["state"])
+        if state in (
+            BroadcastState.CANCELLED,
+            BroadcastState.REJECTED,
+            BroadcastState.FAILED,
+            BroadcastState.EXPIRED,
+        ):
+            return 0
+        await store.transition(
+            self._engine, broadcast_id, BroadcastState.CANCELLED, self._clock.now(), actor=actor
+        )
+        sent = await self._dispatcher.stop(row["ebm_id"])
+        if sent == 0:
+            # Not live (e.g. still rendering): settle whatever is queued so nothing starts later.
+            for td in self._receipts.deliveries_of(row["ebm_id"]):
+                if not td.status.settled:
+                    self._receipts.record(
+                        row["ebm_id"],
+                        td.terminal_code,
+                        DeliveryStatus.CANCELLED,
+                        self._clock.now(),
+                        reason=FailureReason.CANCELLED,
+                    )
+        return sent
+
+    async def resume(self) -> int:
+        """After a restart: put unfinished broadcasts back on air without replaying what was played."""
+        resumed = 0
+        for row in await store.unfinished_broadcasts(self._engine):
+            bid, ebm = int(row["id"]), str(row["ebm_id"])
+            draft = store.record_to_draft(json.loads(row["message_json"]))
+            if row["end_at"] <= self._clock.now():
+                await store.transition(self._engine, bid, BroadcastState.EXPIRED, self._clock.now())
+                continue
+            targets = self._inventory.resolve(draft.area_codes)
+            if row["state"] == str(BroadcastState.BROADCASTING) and row["audio_digest"]:
+                audio = AudioRef(row["audio_digest"], row["audio_format"], row["audio_duration_s"] or 0.0)
+                await self._dispatch(bid, ebm, draft, targets, audio)
+            elif row["state"] == str(BroadcastState.RECEIVED):
+                self._spawn(self._run(bid, ebm, draft, targets))
+            else:
+                self._spawn(self._render_and_air(bid, ebm, draft, targets))
+            resumed += 1
+            log.info("broadcast %d (%s) resumed after restart", bid, ebm)
+        return resumed
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,1 @@
+"""The controller's HTTP face: REST API, audio files for terminals, and (later) the console."""

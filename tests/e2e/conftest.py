@@ -1,0 +1,98 @@
+"""End-to-end fixtures: a real controller (SQLite file, real sockets on ephemeral ports, real audio)
+with the simulated Anning county attached over the real IP-loudspeaker protocol."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from broadcast.controller import Controller
+from broadcast.settings import load_settings
+from sim.fleet import Fleet
+
+
+@dataclass
+class County:
+    controller: Controller
+    fleet: Fleet
+    http: aiohttp.ClientSession
+    url: str
+
+    async def post_cap(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        async with self.http.post(
+            f"{self.url}/api/alerts", data=body, headers={"Content-Type": "application/xml"}
+        ) as resp:
+            return resp.status, await resp.json()
+
+    async def broadcast(self, bid: int, deliveries: bool = False) -> dict[str, Any]:
+        q = "?deliveries=1" if deliveries else ""
+        async with self.http.get(f"{self.url}/api/broadcasts/{bid}{q}") as resp:
+            assert resp.status == 200
+            data: dict[str, Any] = await resp.json()
+            return data
+
+
+async def wait_until(
+    probe: Callable[[], Awaitable[Any]], done: Callable[[Any], bool], within: float = 20.0
+) -> Any:
+    """Poll ``probe`` until ``done(result)``; fail with the last result at the deadline."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    last = None
+    while loop.time() < deadline:
+        last = await probe()
+        if done(last):
+            return last
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"condition not reached within {within}s; last: {str(last)[:2000]}")
+
+
+def settings_for(tmp_path: Path, **adapter: Any) -> Any:
+    return load_settings(
+        None,
+        {
+            "server": {"port": 0},
+            "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'ebc.sqlite3'}"},
+            "audio": {"cache_dir": str(tmp_path / "audio")},
+            "dispatch": {"retry_initial_s": 0.05, "retry_max_s": 0.2},
+            "adapters": {"ip_speaker": {"port": 0, "ack_timeout_s": 1.0, **adapter}},
+        },
+        base_dir=tmp_path,
+    )
+
+
+@pytest.fixture
+async def county(tmp_path: Path) -> AsyncIterator[County]:
+    controller = await Controller.create(settings_for(tmp_path))
+    await controller.start()
+    adapter = controller.registry.get("ip_speaker")
+    assert adapter is not None, controller.registry.describe()
+    fleet = Fleet(
+        controller.inventory.terminals,
+        "127.0.0.1",
+        int(adapter.status()["port"]),
+        time_scale=0.002,
+        heartbeat_interval_s=5.0,
+    )
+    await fleet.start()
+    n = len(controller.inventory.terminals)
+    await fleet.wait_connected(n, timeout=20.0)
+    http = aiohttp.ClientSession()
+    await wait_until(lambda: _online(controller), lambda k: k == n)
+    try:
+        yield County(controller, fleet, http, f"http://127.0.0.1:{controller.web_port}")
+    finally:
+        await http.close()
+        await fleet.stop()
+        await controller.close()
+
+
+async def _online(controller: Controller) -> int:
+    counts = controller.links.counts()
+    return counts["online"] + counts["broadcasting"]
