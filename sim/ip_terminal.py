@@ -1,0 +1,458 @@
+"""A simulated IP loudspeaker terminal (大喇叭/音柱) speaking the real 0xFEFD protocol to the controller,
+with its own ground truth of what it played and named fault levers (pyatv-style fake device).
+
+Owns: the terminal's TCP client (connect, register by heartbeat, heartbeat, reconnect with backoff),
+answering start/stop/query, fetching and "playing" the audio for its real duration × ``time_scale``,
+and the reports (task switch, broadcast result). Uses the same codec as the adapter.
+
+Never imports the controller core; only tests, the benchmark and the demo runner import ``sim``.
+Sleeping here is deliberate: it stands in for playback time, heartbeat intervals and backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import aiohttp
+
+from adapters.ip_speaker.codec import (
+    DecodeError,
+    Frame,
+    FrameDecoder,
+    HeaderVariant,
+    PacketType,
+    encode_frame,
+)
+from adapters.ip_speaker.payloads import (
+    BroadcastResult,
+    FaultFlag,
+    FaultReport,
+    Heartbeat,
+    PayloadError,
+    Query,
+    QueryReply,
+    Reply,
+    RequestPayload,
+    ResultCode,
+    StartBroadcast,
+    StopBroadcast,
+    TaskFlag,
+    TaskSwitch,
+    TaskType,
+    WorkState,
+)
+from broadcast.clock import Clock, SystemClock
+from broadcast.model import TerminalRef
+from sim.mp3 import NotMpegAudio, mpeg_duration
+
+log = logging.getLogger(__name__)
+
+FETCH_FAILED = "音频获取失败"
+STOPPED = "播发已停止"
+PREEMPTED = "被新任务中断"
+SW_VERSION = "sim-1.0"
+
+
+@dataclass
+class PlayRecord:
+    """Ground truth: one playback as the terminal lived it."""
+
+    ebm_id: str
+    started_at: datetime
+    ended_at: datetime | None = None
+    completed: bool = False
+
+
+class SimTerminal:
+    def __init__(
+        self,
+        ref: TerminalRef,
+        host: str,
+        port: int,
+        *,
+        http: aiohttp.ClientSession,
+        time_scale: float = 1.0,
+        heartbeat_interval_s: float = 30.0,
+        header_variant: HeaderVariant = HeaderVariant.STANDARD,
+        clock: Clock | None = None,
+        reconnect_initial_s: float = 0.05,
+        reconnect_max_s: float = 2.0,
+        on_registered: Callable[[SimTerminal], None] | None = None,
+    ) -> None:
+        self.ref = ref
+        self.code = ref.resource_code
+        self.host = host
+        self.port = port
+        self.time_scale = time_scale
+        self.heartbeat_interval_s = heartbeat_interval_s
+        self._http = http
+        self._variant = header_variant
+        self._clock: Clock = clock or SystemClock()
+        self._backoff = (reconnect_initial_s, reconnect_max_s)
+        self._on_registered = on_registered
+        # ground truth
+        self.played: list[PlayRecord] = []
+        self.duplicates_ignored = 0
+        self.frames_received = 0
+        self.frames_sent = 0
+        self.registrations = 0  # OK replies to the heartbeat that opens a link
+        self.first_registrations = 0  # of which carried the power-up flag
+        self.rejections: list[Reply] = []  # non-OK platform replies to our reports
+        self.fetch_failures = 0
+        self.volume = 80
+        self.work_state = WorkState.IDLE
+        # link
+        self._online = False
+        self._power_up = True
+        self._run_task: asyncio.Task[None] | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._registered = asyncio.Event()
+        self._sessions = itertools.count(1)
+        self._awaiting: dict[int, int] = {}  # our request session → business type
+        self._binding_session: int | None = None
+        # playback
+        self._known: set[str] = set()
+        self._play_task: asyncio.Task[None] | None = None
+        self._playing: str | None = None
+        self._cancel_reason = STOPPED
+        # levers
+        self._drop = 0
+        self._delay_s = 0.0
+        self._nack: list[int] = []
+        self._reject_all: int | None = None
+        self._corrupt = 0
+        self._lies: list[tuple[BroadcastResult, str | None]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @property
+    def registered(self) -> bool:
+        return self._registered.is_set()
+
+    @property
+    def playing(self) -> str | None:
+        return self._playing
+
+    async def start(self) -> None:
+        self._online = True
+        if self._run_task is None or self._run_task.done():
+            self._run_task = asyncio.create_task(self._run(), name=f"sim-terminal-{self.code}")
+
+    async def stop(self) -> None:
+        self._online = False
+        await self._halt_link()
+        self._cancel_playback(STOPPED)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._play_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._play_task
+
+    async def wait_registered(self, within_s: float) -> bool:
+        try:
+            async with asyncio.timeout(within_s):
+                await self._registered.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    # -- fault levers --------------------------------------------------------------------------
+
+    async def go_offline(self) -> None:
+        """Drop the link and stay away until ``come_online()``."""
+        self._online = False
+        await self._halt_link()
+
+    async def come_online(self) -> None:
+        await self.start()
+
+    async def reboot(self) -> None:
+        """Drop the link, forget what it played (not the ground truth), re-register as powered up."""
+        self._online = False
+        await self._halt_link()
+        self._cancel_playback(STOPPED, report=False)
+        self._known.clear()
+        self._drop, self._delay_s, self._nack, self._reject_all, self._corrupt = 0, 0.0, [], None, 0
+        self.work_state = WorkState.IDLE
+        self._power_up = True
+        await self.start()
+
+    def drop_next(self, n: int = 1) -> None:
+        """Silently ignore the next ``n`` frames received."""
+        self._drop += n
+
+    def delay(self, ms: float) -> None:
+        """Delay every reply by ``ms`` milliseconds (0 to stop)."""
+        self._delay_s = ms / 1000
+
+    def nack_next(self, n: int = 1, result: int = ResultCode.BUSY) -> None:
+        self._nack.extend([int(result)] * n)
+
+    def reject_all(self, result: int = ResultCode.TERMINAL_ERROR) -> None:
+        self._reject_all = int(result)
+
+    def accept_all(self) -> None:
+        self._reject_all = None
+        self._nack.clear()
+
+    def corrupt_next_frame(self) -> None:
+        """Flip the last byte before the CRC in the next frame sent, so its CRC check fails."""
+        self._corrupt += 1
+
+    def lie_next_result(
+        self, ebm_id: str, *, wrong_source: bool = False, end_before_start: bool = False
+    ) -> None:
+        """Send a successful BroadcastResult for ``ebm_id`` (never received), now or on registration."""
+        now = self._now()
+        end = now - 60 if end_before_start else now
+        report = BroadcastResult(ebm_id, 1, "播发成功", now, end, 1, now)
+        source = self.code[:-1] + ("1" if self.code[-1] != "1" else "2") if wrong_source else None
+        self._lies.append((report, source))
+        self._flush_lies()
+
+    def report_fault(self, fault_type: int = 3, desc: str = "功放输出过低") -> None:
+        self.work_state = WorkState.FAULT
+        self._request(FaultReport(FaultFlag.FAULT, fault_type, desc, self._now()))
+
+    def recover(self) -> None:
+        self.work_state = WorkState.BROADCASTING if self._playing else WorkState.IDLE
+        self._request(FaultReport(FaultFlag.RECOVERED, 0, "", self._now()))
+
+    def send_heartbeat(self) -> None:
+        self._request(Heartbeat(self.work_state, False, self._address()))
+
+    # -- link ----------------------------------------------------------------------------------
+
+    def _address(self) -> bytes:
+        return self.ref.physical_address.encode("ascii")
+
+    def _now(self) -> int:
+        return int(self._clock.now().timestamp())
+
+    async def _halt_link(self) -> None:
+        task, self._run_task = self._run_task, None
+        if self._writer is not None:
+            self._writer.close()
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        initial, cap = self._backoff
+        backoff = initial
+        while self._online:
+            try:
+                reader, writer = await asyncio.open_connection(self.host, self.port)
+            except OSError:
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, cap)
+                continue
+            await self._session(reader, writer)
+            if self.registrations:
+                backoff = initial
+            if self._online:
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, cap)
+
+    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+        decoder = FrameDecoder(HeaderVariant.STANDARD)
+        self._binding_session = self._request(Heartbeat(self.work_state, self._power_up, self._address()))
+        beat = asyncio.create_task(self._heartbeats())
+        try:
+            while True:
+                data = await reader.read(1 << 16)
+                if not data:
+                    break
+                for item in decoder.feed(data):
+                    if not isinstance(item, DecodeError):
+                        self._on_frame(item)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            beat.cancel()
+            self._writer = None
+            self._registered.clear()
+            self._awaiting.clear()
+            writer.close()
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval_s)
+            self.send_heartbeat()
+
+    def _send(self, frame: Frame) -> bool:
+        writer = self._writer
+        if writer is None or writer.is_closing():
+            return False
+        data = encode_frame(frame, self._variant)
+        if self._corrupt:
+            self._corrupt -= 1
+            pos = len(data) - 5  # the last byte before the CRC: only the checksum can notice
+            data = data[:pos] + bytes((data[pos] ^ 0xFF,)) + data[pos + 1 :]
+        writer.write(data)
+        self.frames_sent += 1
+        return True
+
+    def _request(self, payload: RequestPayload, source: str | None = None) -> int | None:
+        session = next(self._sessions) & 0xFFFFFFFF
+        frame = Frame(
+            session, PacketType.REQUEST, source or self.code, (), payload.BUSINESS_TYPE, payload.encode()
+        )
+        if not self._send(frame):
+            return None
+        self._awaiting[session] = frame.business_type
+        return session
+
+    def _flush_lies(self) -> None:
+        if not self.registered:
+            return
+        lies, self._lies = self._lies, []
+        for report, source in lies:
+            self._request(report, source)
+
+    # -- incoming ------------------------------------------------------------------------------
+
+    def _on_frame(self, frame: Frame) -> None:
+        self.frames_received += 1
+        if self._drop:
+            self._drop -= 1
+            return
+        if frame.is_response:
+            self._on_reply(frame)
+            return
+        try:
+            payload = frame.payload()
+        except PayloadError as exc:
+            self._respond(frame, Reply(ResultCode.PARSE_ERROR, str(exc)))
+            return
+        if isinstance(payload, StartBroadcast):
+            self._on_start(frame, payload)
+        elif isinstance(payload, StopBroadcast):
+            if self._playing == payload.ebm_id:
+                self._cancel_playback(STOPPED)
+            self._respond(frame, Reply(ResultCode.OK))
+        elif isinstance(payload, Query):
+            reply = QueryReply.build(
+                volume=self.volume,
+                resource_code=self.code,
+                physical_address=self._address(),
+                work_state=self.work_state,
+                sw_version=SW_VERSION,
+                only=payload.tags,
+            )
+            self._respond(frame, reply)
+        else:
+            self._respond(frame, Reply(ResultCode.UNSUPPORTED, "终端不受理该业务"))
+
+    def _on_reply(self, frame: Frame) -> None:
+        btype = self._awaiting.pop(frame.session_id, None)
+        if btype is None:
+            return
+        try:
+            reply = frame.payload()
+        except PayloadError:
+            return
+        if not isinstance(reply, Reply):
+            return
+        if frame.session_id == self._binding_session:
+            self._binding_session = None
+            if reply.ok:
+                self.registrations += 1
+                if self._power_up:
+                    self.first_registrations += 1
+                self._power_up = False
+                self._registered.set()
+                if self._on_registered is not None:
+                    self._on_registered(self)
+                self._flush_lies()
+            return
+        if not reply.ok:
+            self.rejections.append(reply)
+
+    def _respond(self, frame: Frame, reply: Reply | QueryReply) -> None:
+        out = Frame(frame.session_id, PacketType.RESPONSE, self.code, (), frame.business_type, reply.encode())
+        if self._delay_s > 0:
+            asyncio.get_running_loop().call_later(self._delay_s, self._send, out)
+        else:
+            self._send(out)
+
+    def _on_start(self, frame: Frame, sb: StartBroadcast) -> None:
+        if self._nack:
+            self._respond(frame, Reply(self._nack.pop(0), "终端忙"))
+            return
+        if self._reject_all is not None:
+            self._respond(frame, Reply(self._reject_all, "终端拒绝"))
+            return
+        if frame.targets and self.code not in frame.targets:
+            self._respond(frame, Reply(ResultCode.RESOURCE_CODE_INVALID, "目标不含本终端"))
+            return
+        self._respond(frame, Reply(ResultCode.OK))
+        if sb.ebm_id in self._known:
+            self.duplicates_ignored += 1
+            return
+        self._known.add(sb.ebm_id)
+        self._cancel_playback(PREEMPTED)
+        delay = self._delay_s
+        self._play_task = asyncio.create_task(self._play(sb, delay))
+
+    # -- playback ------------------------------------------------------------------------------
+
+    def _cancel_playback(self, reason: str, report: bool = True) -> None:
+        task = self._play_task
+        if task is not None and not task.done():
+            self._cancel_reason = reason if report else ""
+            task.cancel()
+
+    async def _play(self, sb: StartBroadcast, after_s: float) -> None:
+        if after_s:
+            await asyncio.sleep(after_s)  # reports never overtake the (delayed) reply
+        try:
+            duration = await self._fetch(sb.url)
+        except (aiohttp.ClientError, NotMpegAudio, TimeoutError, ValueError) as exc:
+            self.fetch_failures += 1
+            log.debug("sim terminal %s: fetching %s failed: %s", self.code, sb.url, exc)
+            now = self._now()
+            self._request(BroadcastResult(sb.ebm_id, 0, FETCH_FAILED, now, now, 0, now))
+            return
+        task_type = TaskType.DAILY_SOURCE if sb.broadcast_type == 5 else TaskType.EMERGENCY_SOURCE
+        record = PlayRecord(sb.ebm_id, self._clock.now())
+        self.played.append(record)
+        self._playing = sb.ebm_id
+        self.work_state = WorkState.BROADCASTING
+        start = self._now()
+        self._request(TaskSwitch(TaskFlag.START, task_type, sb.ebm_id, start))
+        try:
+            await asyncio.sleep(duration * self.time_scale)
+        except asyncio.CancelledError:
+            record.ended_at = self._clock.now()
+            self._playing = None
+            self.work_state = WorkState.IDLE
+            if self._cancel_reason:
+                now = self._now()
+                self._request(BroadcastResult(sb.ebm_id, 0, self._cancel_reason, start, now, 0, now))
+                self._request(TaskSwitch(TaskFlag.END, task_type, sb.ebm_id, now))
+            raise
+        record.ended_at = max(record.started_at, self._clock.now())
+        record.completed = True
+        self._playing = None
+        self.work_state = WorkState.IDLE
+        now = self._now()
+        self._request(BroadcastResult(sb.ebm_id, 1, "播发成功", start, max(start, now), 1, now))
+        self._request(TaskSwitch(TaskFlag.END, task_type, sb.ebm_id, now))
+
+    async def _fetch(self, url: str | None) -> float:
+        if not url or not url.startswith(("http://", "https://")):
+            raise ValueError(f"no fetchable audio URL: {url!r}")
+        async with self._http.get(url, timeout=aiohttp.ClientTimeout(total=30)) as resp:
+            resp.raise_for_status()
+            data = await resp.read()
+        return mpeg_duration(data)
