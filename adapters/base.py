@@ -95,5 +95,9 @@ class Adapter(Protocol):
     async def stop(self, ebm_id: str, terminal_code: str) -> SendResult:
         """Stop a broadcast on one terminal."""
 
+    def adopt(self, order: DeliveryOrder, terminal_code: str) -> None:
+        """After a controller restart: this terminal acknowledged ``order`` before the restart.
+        Expect its reports (and end it on time) without sending it again."""
+
     def status(self) -> dict[str, Any]:
         """Health figures for the API (connections, frames, errors)."""

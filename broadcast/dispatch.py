@@ -82,14 +82,16 @@ class Dispatcher:
         self._live[order.ebm_id] = live
         for t in targets:
             td = tracked.get(t.resource_code)
-            # On a restart, deliveries already acknowledged or settled are never sent again.
-            if td is None or td.status not in (
-                DeliveryStatus.QUEUED,
-                DeliveryStatus.SENT,
-                DeliveryStatus.OFFLINE,
-            ):
+            if td is None:
                 continue
-            self._spawn(live, t)
+            if td.status in (DeliveryStatus.ACKNOWLEDGED, DeliveryStatus.PLAYING):
+                # Resumed after a restart: the terminal has it already. Never send it again, but
+                # let the adapter expect its reports.
+                adapter = self._registry.get(t.adapter)
+                if adapter is not None:
+                    adapter.adopt(order, t.resource_code)
+            elif td.status in (DeliveryStatus.QUEUED, DeliveryStatus.SENT, DeliveryStatus.OFFLINE):
+                self._spawn(live, t)
         live.tasks.add(asyncio.create_task(self._expire_at_end(live), name=f"expire-{order.ebm_id}"))
 
     def _spawn(self, live: _Live, terminal: TerminalRef) -> None:

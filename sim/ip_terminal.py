@@ -102,6 +102,7 @@ class SimTerminal:
         self.frames_received = 0
         self.frames_sent = 0
         self.registrations = 0  # OK replies to the heartbeat that opens a link
+        self._unsent_results: list[BroadcastResult] = []
         self.first_registrations = 0  # of which carried the power-up flag
         self.rejections: list[Reply] = []  # non-OK platform replies to our reports
         self.fetch_failures = 0
@@ -312,9 +313,18 @@ class SimTerminal:
         self._awaiting[session] = frame.business_type
         return session
 
+    def _report(self, result: BroadcastResult) -> None:
+        """Results are stored and forwarded, as real terminals do: a report made while the link is
+        down goes out after the next registration."""
+        if not self.registered or self._request(result) is None:
+            self._unsent_results.append(result)
+
     def _flush_lies(self) -> None:
         if not self.registered:
             return
+        unsent, self._unsent_results = self._unsent_results, []
+        for result in unsent:
+            self._report(result)
         lies, self._lies = self._lies, []
         for report, source in lies:
             self._request(report, source)
@@ -421,7 +431,7 @@ class SimTerminal:
             self.fetch_failures += 1
             log.debug("sim terminal %s: fetching %s failed: %s", self.code, sb.url, exc)
             now = self._now()
-            self._request(BroadcastResult(sb.ebm_id, 0, FETCH_FAILED, now, now, 0, now))
+            self._report(BroadcastResult(sb.ebm_id, 0, FETCH_FAILED, now, now, 0, now))
             return
         task_type = TaskType.DAILY_SOURCE if sb.broadcast_type == 5 else TaskType.EMERGENCY_SOURCE
         record = PlayRecord(sb.ebm_id, self._clock.now())
@@ -438,7 +448,7 @@ class SimTerminal:
             self.work_state = WorkState.IDLE
             if self._cancel_reason:
                 now = self._now()
-                self._request(BroadcastResult(sb.ebm_id, 0, self._cancel_reason, start, now, 0, now))
+                self._report(BroadcastResult(sb.ebm_id, 0, self._cancel_reason, start, now, 0, now))
                 self._request(TaskSwitch(TaskFlag.END, task_type, sb.ebm_id, now))
             raise
         record.ended_at = max(record.started_at, self._clock.now())
@@ -446,7 +456,7 @@ class SimTerminal:
         self._playing = None
         self.work_state = WorkState.IDLE
         now = self._now()
-        self._request(BroadcastResult(sb.ebm_id, 1, "播发成功", start, max(start, now), 1, now))
+        self._report(BroadcastResult(sb.ebm_id, 1, "播发成功", start, max(start, now), 1, now))
         self._request(TaskSwitch(TaskFlag.END, task_type, sb.ebm_id, now))
 
     async def _fetch(self, url: str | None) -> float:

@@ -271,6 +271,12 @@ class CableTvAdapter:
         self._arm_timer()
         return SendResult.ok(f"{order.ebm_id} inserted at {self.resource_code}")
 
+    def adopt(self, order: DeliveryOrder, terminal_code: str) -> None:
+        """The sections of ``order`` were inserted before a restart: withdraw them at the end time."""
+        if terminal_code == self.resource_code and order.ebm_id not in self._on_air:
+            self._on_air[order.ebm_id] = order
+            self._arm_timer()
+
     async def stop(self, ebm_id: str, terminal_code: str) -> SendResult:
         if terminal_code != self.resource_code:
             return SendResult.permanent(FailureKind.UNSUPPORTED, f"{terminal_code} is not served here")

@@ -193,6 +193,13 @@ class FmAdapter:
         self._arm_timer()
         return SendResult.ok(f"{order.ebm_id} on air on {self.resource_code}")
 
+    def adopt(self, order: DeliveryOrder, terminal_code: str) -> None:
+        """The transmitter was switched to ``order`` before a restart: restore it at the end time."""
+        if terminal_code == self.resource_code and self._on_air is None:
+            self._on_air = order
+            self._dirty = True
+            self._arm_timer()
+
     async def stop(self, ebm_id: str, terminal_code: str) -> SendResult:
         if terminal_code != self.resource_code:
             return self._not_mine(terminal_code)

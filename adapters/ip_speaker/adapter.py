@@ -209,6 +209,11 @@ class IpSpeakerAdapter:
         answer = await self._request(state, payload)
         return answer if isinstance(answer, SendResult) else self._classify(terminal_code, answer)
 
+    def adopt(self, order: DeliveryOrder, terminal_code: str) -> None:
+        state = self._terminals.get(terminal_code)
+        if state is not None:
+            state.remember_delivery(order.ebm_id)
+
     async def stop(self, ebm_id: str, terminal_code: str) -> SendResult:
         state = self._terminals.get(terminal_code)
         if state is None:
