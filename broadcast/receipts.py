@@ -184,6 +184,9 @@ class ReceiptBook:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
+            # Coalesce a burst (586 sends, then 586 acks, within milliseconds) into one transaction,
+            # and keep database work out of the way while the burst is on the wire.
+            await asyncio.sleep(self._interval)
             self._wake.clear()
             try:
                 await self.flush()
@@ -192,8 +195,6 @@ class ReceiptBook:
                 await asyncio.sleep(1.0)
                 self._wake.set()
                 continue
-            # Coalesce bursts (586 acks arrive within milliseconds) into one transaction.
-            await asyncio.sleep(self._interval)
 
     async def flush(self) -> None:
         async with self._flush_lock:
