@@ -1,0 +1,446 @@
+"""CAP feed poller (预警信息源轮询): fetches configured feeds and hands each new CAP document to intake once.
+
+Owns per-feed scheduling (interval; jittered exponential backoff on errors), conditional GET
+(ETag / Last-Modified, so an unchanged feed costs one 304), per-feed health for ``GET /api/sources``,
+and the ``feed_seen`` table that makes "once" hold across restarts: a CAP is keyed by
+``SourceRef(CAP, sender, identifier, sent).key`` (the same key intake uses), checked before
+``submit(data, feed)`` and recorded only after it returns. Feed formats live in `feeds_formats`.
+
+Never parses CAP beyond reading its key (intake does the rest), never decides whether to broadcast,
+never sleeps in `tick` (tests drive it with a manual clock), never logs or reports credentials (auth
+values are kept out of reprs; URLs are shown without userinfo and query).
+
+Contract of ``submit``: returning means "processed" (accepted, duplicate or permanently refused — the
+caller maps intake refusals to a return); raising means "try again": the item is not marked seen and
+the feed's validators are not stored, so the next round fetches it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from sqlalchemy import Column, String, Table, Text, func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from broadcast.clock import Clock
+from broadcast.model import SourceKind, SourceRef
+from broadcast.sources.cap import CapError, parse_cap
+from broadcast.sources.feeds_formats import FORMATS, FeedFormatError, FeedItem, FormatParser
+from broadcast.store.tables import UtcDateTime, metadata
+
+log = logging.getLogger(__name__)
+
+feed_seen = Table(
+    "feed_seen",
+    metadata,
+    Column("digest", String(64), primary_key=True),  # sha256 of key: keys can be long
+    Column("key", Text, nullable=False),
+    Column("kind", String(8), nullable=False),  # cap | url | bad
+    Column("feed", String(100), nullable=False),
+    Column("sent", UtcDateTime, nullable=True),
+    Column("seen_at", UtcDateTime, nullable=False),
+)
+
+SubmitFn = Callable[[bytes, str], Awaitable[object]]
+
+
+@dataclass(frozen=True)
+class BasicAuth:
+    user: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class BearerAuth:
+    token: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    name: str
+    url: str
+    format: str = "atom"  # a key of feeds_formats.FORMATS
+    interval_s: float = 60.0
+    auth: BasicAuth | BearerAuth | None = None
+    max_bytes: int = 2 * 1024 * 1024  # index / single document
+    max_items: int = 100  # per round, newest first as the feed lists them
+    timeout_s: float = 20.0
+    max_backoff_s: float = 1800.0
+
+
+class FeedErrorKind(StrEnum):
+    CONNECT = "connect"
+    TIMEOUT = "timeout"
+    HTTP_STATUS = "http_status"
+    TOO_LARGE = "too_large"
+    BAD_FORMAT = "bad_format"
+    ITEM_FETCH = "item_fetch"
+    BAD_CAP = "bad_cap"
+    SUBMIT = "submit"
+
+
+class FeedError(Exception):
+    def __init__(self, kind: FeedErrorKind, feed: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.feed = feed
+        self.message = message
+
+
+def redact_url(url: str) -> str:
+    """A URL fit for logs and health: no userinfo, no query (tokens hide there)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}" + ("?…" if parts.query else "")
+
+
+def basic_auth_header(user: str, password: str) -> str:
+    """RFC 7617 Basic credentials (UTF-8), built here because aiohttp.BasicAuth is deprecated."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname or "", parts.port
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class _FeedState:
+    config: FeedConfig
+    next_due: datetime
+    etag: str = ""
+    last_modified: str = ""
+    consecutive_errors: int = 0
+    last_success: datetime | None = None
+    last_error: FeedError | None = None
+    last_error_at: datetime | None = None
+    requests: int = 0
+    not_modified: int = 0
+    submitted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    newest_sent: datetime | None = None
+
+
+class FeedPoller:
+    def __init__(
+        self,
+        feeds: Sequence[FeedConfig],
+        *,
+        session: aiohttp.ClientSession,
+        engine: AsyncEngine,
+        submit: SubmitFn,
+        clock: Clock,
+        rng: random.Random | None = None,
+        formats: Mapping[str, FormatParser] | None = None,
+        max_cap_bytes: int = 256 * 1024,
+    ) -> None:
+        self._formats = dict(formats if formats is not None else FORMATS)
+        names = [f.name for f in feeds]
+        if len(set(names)) != len(names):
+            raise ValueError(f"feed names must be unique: {names}")
+        for f in feeds:
+            if f.format not in self._formats:
+                raise ValueError(
+                    f"feed {f.name!r}: unknown format {f.format!r}; known: {sorted(self._formats)}"
+                )
+            if urlsplit(f.url).scheme not in ("http", "https"):
+                raise ValueError(f"feed {f.name!r}: URL must be http(s), got {redact_url(f.url)}")
+            if f.interval_s <= 0:
+                raise ValueError(f"feed {f.name!r}: interval must be positive")
+        self._session = session
+        self._engine = engine
+        self._submit = submit
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self.max_cap_bytes = max_cap_bytes
+        now = clock.now()
+        self._states = {f.name: _FeedState(f, next_due=now) for f in feeds}
+        self._inflight: set[str] = set()
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def prepare(self) -> None:
+        """Create the seen table if missing and restore each feed's newest ``sent`` (for lag)."""
+        async with self._engine.begin() as conn:
+            await conn.run_sync(lambda c: feed_seen.create(c, checkfirst=True))
+            rows = await conn.execute(
+                select(feed_seen.c.feed, func.max(feed_seen.c.sent))
+                .where(feed_seen.c.kind == "cap")
+                .group_by(feed_seen.c.feed)
+            )
+            for name, sent in rows:
+                if name in self._states and sent is not None:
+                    self._states[name].newest_sent = sent
+
+    def next_due(self) -> datetime | None:
+        """When the earliest feed is next due (None without feeds)."""
+        return min((s.next_due for s in self._states.values()), default=None)
+
+    async def tick(self) -> list[str]:
+        """Poll every feed due now; return their names. Never sleeps."""
+        now = self._clock.now()
+        due = [s for s in self._states.values() if s.next_due <= now]
+        await asyncio.gather(*(self._poll(s) for s in due))
+        return [s.config.name for s in due]
+
+    async def poll(self, name: str) -> None:
+        """Poll one feed now, whatever its schedule (operator's "refresh")."""
+        await self._poll(self._states[name])
+
+    async def run(self, stop: asyncio.Event, *, max_wait_s: float = 30.0) -> None:
+        """Production loop: tick, then wait until the next feed is due or ``stop`` is set."""
+        while not stop.is_set():
+            await self.tick()
+            due = self.next_due()
+            wait = max_wait_s if due is None else (due - self._clock.now()).total_seconds()
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=min(max(wait, 0.05), max_wait_s))
+            except TimeoutError:
+                pass
+
+    # --- health -------------------------------------------------------------------------------
+
+    def health(self) -> list[dict[str, Any]]:
+        now = self._clock.now()
+        out: list[dict[str, Any]] = []
+        for s in self._states.values():
+            err = s.last_error
+            if s.last_success is None and err is None:
+                status = "pending"
+            else:
+                status = "error" if s.consecutive_errors else "ok"
+            out.append(
+                {
+                    "name": s.config.name,
+                    "url": redact_url(s.config.url),
+                    "format": s.config.format,
+                    "status": status,
+                    "last_success": s.last_success.isoformat() if s.last_success else None,
+                    "last_error": None
+                    if err is None or s.last_error_at is None
+                    else {"kind": str(err.kind), "message": err.message, "at": s.last_error_at.isoformat()},
+                    "consecutive_errors": s.consecutive_errors,
+                    "items_seen": s.submitted + s.duplicates + s.rejected,
+                    "items_submitted": s.submitted,
+                    "items_duplicate": s.duplicates,
+                    "items_rejected": s.rejected,
+                    "requests": s.requests,
+                    "not_modified": s.not_modified,
+                    "newest_sent": s.newest_sent.isoformat() if s.newest_sent else None,
+                    "lag_s": (now - s.newest_sent).total_seconds() if s.newest_sent else None,
+                    "next_due": s.next_due.isoformat(),
+                }
+            )
+        return out
+
+    # --- one round ----------------------------------------------------------------------------
+
+    async def _poll(self, state: _FeedState) -> None:
+        cfg = state.config
+        headers: dict[str, str] = {}
+        if state.etag:
+            headers["If-None-Match"] = state.etag
+        if state.last_modified:
+            headers["If-Modified-Since"] = state.last_modified
+        try:
+            status, body, validators = await self._get(state, cfg.url, headers, cfg.max_bytes, index=True)
+            if status == 304:
+                state.not_modified += 1
+                self._succeeded(state)
+                return
+            try:
+                items = self._formats[cfg.format](body, cfg.url)
+            except FeedFormatError as exc:
+                raise FeedError(
+                    FeedErrorKind.BAD_FORMAT, cfg.name, f"源 {cfg.name} 的内容无法解析：{exc}"
+                ) from None
+        except FeedError as exc:
+            self._failed(state, exc)
+            return
+        all_done = True
+        for item in items[: cfg.max_items]:
+            all_done = await self._handle(state, item) and all_done
+        if all_done:
+            # Only once every item is processed may the feed be marked unchanged for the next round.
+            state.etag, state.last_modified = validators
+        self._succeeded(state)
+
+    async def _get(
+        self, state: _FeedState, url: str, headers: dict[str, str], limit: int, *, index: bool
+    ) -> tuple[int, bytes, tuple[str, str]]:
+        cfg = state.config
+        auth = cfg.auth
+        if auth is not None and _origin(url) == _origin(cfg.url):  # never send credentials elsewhere
+            if isinstance(auth, BasicAuth):
+                headers["Authorization"] = basic_auth_header(auth.user, auth.password)
+            else:
+                headers["Authorization"] = f"Bearer {auth.token}"
+        kind = FeedErrorKind.CONNECT if index else FeedErrorKind.ITEM_FETCH
+        shown = redact_url(url)
+        state.requests += 1
+        try:
+            async with self._session.get(
+                url, headers=headers, timeout=aiohttp.ClientTimeout(total=cfg.timeout_s), max_redirects=5
+            ) as resp:
+                validators = (resp.headers.get("ETag", ""), resp.headers.get("Last-Modified", ""))
+                if resp.status == 304 and index:
+                    return 304, b"", validators
+                if resp.status != 200:
+                    raise FeedError(
+                        FeedErrorKind.HTTP_STATUS if index else kind,
+                        cfg.name,
+                        f"源 {cfg.name} 返回 HTTP {resp.status}（{shown}）；请检查地址与账号权限，系统将自动重试",
+                    )
+                too_large = FeedError(
+                    FeedErrorKind.TOO_LARGE,
+                    cfg.name,
+                    f"源 {cfg.name} 的响应超过 {limit} 字节上限（{shown}），已中止读取；请联系源方或调大上限",
+                )
+                if resp.content_length is not None and resp.content_length > limit:
+                    raise too_large
+                buf = bytearray()
+                async for chunk in resp.content.iter_chunked(64 * 1024):
+                    buf += chunk
+                    if len(buf) > limit:
+                        raise too_large
+                return resp.status, bytes(buf), validators
+        except TimeoutError:
+            raise FeedError(
+                FeedErrorKind.TIMEOUT,
+                cfg.name,
+                f"源 {cfg.name} 在 {cfg.timeout_s:g} 秒内无响应（{shown}），将自动重试",
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise FeedError(
+                kind,
+                cfg.name,
+                f"无法从源 {cfg.name} 获取数据（{type(exc).__name__}，{shown}）；请检查网络和地址，将自动重试",
+            ) from None
+
+    async def _handle(self, state: _FeedState, item: FeedItem) -> bool:
+        """Process one item; False when it must be tried again next round."""
+        name = state.config.name
+        url_key = f"url|{name}|{item.url}" if item.url else ""
+        if url_key and await self._is_seen(url_key):
+            return True
+        if item.url:
+            try:
+                _, data, _ = await self._get(state, item.url, {}, self.max_cap_bytes, index=False)
+            except FeedError as exc:
+                self._note_error(state, exc)
+                return False
+        else:
+            data = item.data
+        bad_key = f"bad|{hashlib.sha256(data).hexdigest()}"
+        if not url_key and await self._is_seen(bad_key):
+            return True
+        try:
+            alert = parse_cap(data, max_bytes=self.max_cap_bytes)
+        except CapError as exc:
+            state.rejected += 1
+            shown = f"（{redact_url(item.url)}）" if item.url else ""
+            self._note_error(
+                state,
+                FeedError(
+                    FeedErrorKind.BAD_CAP, name, f"源 {name} 的一条 CAP 无法解析{shown}：{exc.message}"
+                ),
+            )
+            await self._mark(url_key or bad_key, "url" if url_key else "bad", name)
+            return True
+        if state.newest_sent is None or alert.sent > state.newest_sent:
+            state.newest_sent = alert.sent
+        key = SourceRef(SourceKind.CAP, alert.sender, alert.identifier, alert.sent.isoformat()).key
+        if await self._is_seen(key):
+            state.duplicates += 1
+            if url_key:
+                await self._mark(url_key, "url", name)
+            return True
+        if key in self._inflight:  # another feed is submitting the same CAP right now
+            return False
+        self._inflight.add(key)
+        try:
+            await self._submit(data, name)
+        except Exception as exc:
+            self._note_error(
+                state,
+                FeedError(
+                    FeedErrorKind.SUBMIT,
+                    name,
+                    f"源 {name} 的预警 {alert.identifier} 提交处理失败（{type(exc).__name__}），下一轮将重试",
+                ),
+            )
+            log.warning("feed %s: submit of %s failed, will retry", name, alert.identifier, exc_info=True)
+            return False
+        finally:
+            self._inflight.discard(key)
+        state.submitted += 1
+        await self._mark(key, "cap", name, alert.sent)
+        if url_key:
+            await self._mark(url_key, "url", name)
+        return True
+
+    # --- bookkeeping --------------------------------------------------------------------------
+
+    async def _is_seen(self, key: str) -> bool:
+        async with self._engine.connect() as conn:
+            row = await conn.execute(select(feed_seen.c.digest).where(feed_seen.c.digest == _digest(key)))
+            return row.first() is not None
+
+    async def _mark(self, key: str, kind: str, feed: str, sent: datetime | None = None) -> None:
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    insert(feed_seen).values(
+                        digest=_digest(key),
+                        key=key,
+                        kind=kind,
+                        feed=feed,
+                        sent=sent,
+                        seen_at=self._clock.now(),
+                    )
+                )
+        except IntegrityError:
+            pass  # already recorded (a concurrent round or another feed)
+
+    def _note_error(self, state: _FeedState, exc: FeedError) -> None:
+        state.last_error = exc
+        state.last_error_at = self._clock.now()
+
+    def _succeeded(self, state: _FeedState) -> None:
+        now = self._clock.now()
+        if state.consecutive_errors:
+            log.info("feed %s recovered after %d failed rounds", state.config.name, state.consecutive_errors)
+        state.consecutive_errors = 0
+        state.last_success = now
+        state.next_due = now + timedelta(seconds=state.config.interval_s)
+
+    def _failed(self, state: _FeedState, exc: FeedError) -> None:
+        cfg = state.config
+        if state.consecutive_errors == 0:
+            log.warning("feed %s is failing: %s %s", cfg.name, exc.kind, redact_url(cfg.url))
+        state.consecutive_errors += 1
+        self._note_error(state, exc)
+        state.next_due = self._clock.now() + timedelta(seconds=self.backoff_s(cfg, state.consecutive_errors))
+
+    def backoff_s(self, cfg: FeedConfig, errors: int) -> float:
+        """Delay after ``errors`` consecutive failures: interval·2^n capped, times a jitter in [0.5, 1)."""
+        base: float = min(cfg.max_backoff_s, cfg.interval_s * 2.0 ** min(errors, 30))
+        return max(cfg.interval_s * 0.5, base * (0.5 + 0.5 * self._rng.random()))
