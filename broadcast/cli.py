@@ -5,6 +5,8 @@
     ebc cap check FILE...        validate CAP documents, one JSON line per file
     ebc ebd inspect FILE...      inspect EBD packets (EBDB/EBDS xml or EBDT tar)
     ebc audio render --text …    render a programme to an audio file
+    ebc report broadcast ID | health --month YYYY-MM | drill ID   reports (HTML, CSV, JSON)
+    ebc audit verify | tail      check the hash-chained audit ledger
 
 Owns argument parsing and process setup (logging, signals); the work is done by the modules it calls.
 """
@@ -113,6 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _delegate("broadcast.interconnect.inspect", argv[2:])
     if argv[:2] == ["audio", "render"]:
         return _delegate("broadcast.audio.cli", argv[2:])
+    if argv[:1] == ["report"]:
+        return _delegate("broadcast.reports.cli", argv[1:])
+    if argv[:1] == ["audit"]:
+        return _delegate("broadcast.security.cli", argv[1:])
 
     parser = argparse.ArgumentParser(prog="ebc", description="县级应急广播平台 controller")
     parser.add_argument("--config", help="TOML file merged over config/ebc.toml")
@@ -127,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("cap", help="`ebc cap check FILE...`")
     sub.add_parser("ebd", help="`ebc ebd inspect FILE...`")
     sub.add_parser("audio", help="`ebc audio render --text ... --out FILE`")
+    sub.add_parser("report", help="`ebc report broadcast ID | health --month 2026-11`")
+    sub.add_parser("audit", help="`ebc audit verify`")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

@@ -388,11 +388,14 @@ class FeedPoller:
                 ),
             )
             log.warning("feed %s: submit of %s failed, will retry", name, alert.identifier, exc_info=True)
+            self._inflight.discard(key)
             return False
+        state.submitted += 1
+        try:
+            # Marked seen before the in-flight guard is released, so no other feed slips in between.
+            await self._mark(key, "cap", name, alert.sent)
         finally:
             self._inflight.discard(key)
-        state.submitted += 1
-        await self._mark(key, "cap", name, alert.sent)
         if url_key:
             await self._mark(url_key, "url", name)
         return True

@@ -10,6 +10,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from broadcast.store.tables import SCHEMA_VERSION, metadata, schema_info
 
+
+def _register_component_tables() -> None:
+    """Components that own tables define them on the shared metadata; import them so that
+    ``create_all`` sees every table whichever entry point started the process."""
+    import broadcast.interconnect.media
+    import broadcast.interconnect.outbox
+    import broadcast.interconnect.upper
+    import broadcast.reports.store
+    import broadcast.schedule
+    import broadcast.security
+    import broadcast.sources.feeds  # noqa: F401
+
 log = logging.getLogger(__name__)
 
 
@@ -19,8 +31,13 @@ class SchemaTooNewError(RuntimeError):
 
 def make_engine(url: str) -> AsyncEngine:
     kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):
+    if url.startswith("sqlite") and ":memory:" not in url:
+        # SQLite allows one writer; a single pooled connection serialises all access in this
+        # process, so a read that upgrades to a write can never hit "database is locked".
         kwargs["connect_args"] = {"timeout": 30}
+        kwargs["pool_size"] = 1
+        kwargs["max_overflow"] = 0
+        kwargs["pool_timeout"] = 60
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
 
@@ -41,6 +58,7 @@ MIGRATIONS: dict[int, Any] = {}
 
 async def prepare_schema(engine: AsyncEngine) -> int:
     """Create missing tables and run pending migrations; return the schema version now in force."""
+    _register_component_tables()
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
         row = (await conn.execute(select(schema_info.c.version).where(schema_info.c.id == 1))).first()
