@@ -15,10 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.registry import AdapterFactory, AdapterRegistry
 from broadcast.audio import AudioCache, AudioRenderer
+from broadcast.audio.normalize import normalise_for_speech
+from broadcast.audio.templates import load_templates
 from broadcast.clock import Clock, SystemClock
 from broadcast.dispatch import Dispatcher, RetryPolicy
 from broadcast.health import LinkTracker
-from broadcast.model import DeliveryEvent, LinkState
+from broadcast.model import DeliveryEvent, LinkState, MessageDraft
 from broadcast.pipeline import Pipeline
 from broadcast.receipts import ReceiptBook
 from broadcast.settings import Settings
@@ -103,10 +105,23 @@ class Controller:
             concurrency_per_adapter=settings.concurrency_per_adapter,
         )
         cache = AudioCache(settings.audio_cache_dir, max_bytes=settings.audio_max_bytes)
-        renderer = AudioRenderer(cache)
+        renderer = AudioRenderer(cache, normalise=normalise_for_speech)
+        templates = load_templates()
+
+        def script(draft: MessageDraft) -> tuple[str, str]:
+            spoken = templates.render(draft, county_name=inventory.name)
+            return spoken.title, spoken.body
+
         # The audio URL needs the bound web port; the pipeline is re-pointed after the server binds.
         pipeline = Pipeline(
-            engine, inventory, renderer, dispatcher, receipts, clock, audio_base_url=settings.audio_base_url()
+            engine,
+            inventory,
+            renderer,
+            dispatcher,
+            receipts,
+            clock,
+            audio_base_url=settings.audio_base_url(),
+            script=script,
         )
         receipts.on_settled = pipeline.on_settled
         return cls(

@@ -45,6 +45,16 @@ class Renderer(Protocol):
     async def render(self, title: str, text: str, *, repeats: int = 1) -> Rendered: ...
 
 
+class Script(Protocol):
+    """What to say for a message (templates: county prefix, 演练 framing, 解除 wording)."""
+
+    def __call__(self, draft: MessageDraft) -> tuple[str, str]: ...
+
+
+def plain_script(draft: MessageDraft) -> tuple[str, str]:
+    return draft.primary.title, draft.primary.text
+
+
 REPEATS_BY_SEVERITY = {Severity.RED: 3, Severity.ORANGE: 2}
 
 
@@ -66,6 +76,7 @@ class Pipeline:
         clock: Clock,
         *,
         audio_base_url: str,
+        script: Script = plain_script,
     ) -> None:
         self._engine = engine
         self._inventory = inventory
@@ -74,6 +85,7 @@ class Pipeline:
         self._receipts = receipts
         self._clock = clock
         self.audio_base_url = audio_base_url.rstrip("/")
+        self._script = script
         self._tasks: set[asyncio.Task[None]] = set()
 
     def resolve(self, draft: MessageDraft) -> tuple[TerminalRef, ...]:
@@ -123,9 +135,9 @@ class Pipeline:
     async def _render_and_air(
         self, bid: int, ebm: str, draft: MessageDraft, targets: Sequence[TerminalRef]
     ) -> None:
-        content = draft.primary
+        title, text = self._script(draft)
         repeats = REPEATS_BY_SEVERITY.get(draft.severity, 1)
-        rendered = await self._renderer.render(content.title, content.text, repeats=repeats)
+        rendered = await self._renderer.render(title, text, repeats=repeats)
         await store.set_audio(self._engine, bid, rendered.ref)
         await self._go_on_air(bid, ebm, draft, targets, rendered.ref)
 

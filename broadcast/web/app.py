@@ -13,6 +13,7 @@ from aiohttp import web
 
 from broadcast.intake import CapIntake, RefusalKind, Refused
 from broadcast.web import views
+from broadcast.web.jsonutil import json_response
 
 if TYPE_CHECKING:
     from broadcast.controller import Controller
@@ -24,7 +25,7 @@ INTAKE: web.AppKey[CapIntake] = web.AppKey("intake")
 
 
 def json_error(status: int, error: str, message: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": error, "message": message, **extra}, status=status)
+    return json_response({"error": error, "message": message, **extra}, status=status)
 
 
 @web.middleware
@@ -33,7 +34,7 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         resp: web.StreamResponse = await handler(request)
         return resp
     except Refused as exc:
-        return web.json_response(exc.as_json(), status=exc.http_status)
+        return json_response(exc.as_json(), status=exc.http_status)
     except web.HTTPRequestEntityTooLarge:
         return json_error(
             413, str(RefusalKind.TOO_LARGE), "请求体过大，已拒收；请精简文档或联系管理员调整上限"
@@ -62,7 +63,7 @@ async def post_alert(request: web.Request) -> web.Response:
     intake = request.app[INTAKE]
     data = await _read_limited(request, intake.max_bytes)
     accepted = await intake.submit(data, actor=f"api@{request.remote}")
-    return web.json_response(accepted.as_json(), status=200 if accepted.duplicate else 202)
+    return json_response(accepted.as_json(), status=200 if accepted.duplicate else 202)
 
 
 def make_app(controller: Controller) -> web.Application:

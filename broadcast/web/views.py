@@ -15,6 +15,7 @@ from broadcast.model import BroadcastState, MsgType, Severity
 from broadcast.receipts import summarise
 from broadcast.store import broadcasts as store
 from broadcast.store.inventory import list_terminals
+from broadcast.web.jsonutil import json_response
 
 if TYPE_CHECKING:
     from broadcast.controller import Controller
@@ -60,11 +61,11 @@ def add_routes(app: web.Application, key: web.AppKey[Controller]) -> None:
         try:
             bid = int(request.match_info["id"])
         except ValueError:
-            return web.json_response({"error": "bad_id", "message": "播发编号应为整数"}, status=400)
+            return json_response({"error": "bad_id", "message": "播发编号应为整数"}, status=400)
         c = ctl(request)
         row = await store.get_broadcast(c.engine, bid)
         if row is None:
-            return web.json_response({"error": "not_found", "message": f"播发 {bid} 不存在"}, status=404)
+            return json_response({"error": "not_found", "message": f"播发 {bid} 不存在"}, status=404)
         out = _broadcast_json(row)
         rows = await store.delivery_rows(c.engine, bid)
         out.update(summarise(row["received_at"], rows))
@@ -86,13 +87,13 @@ def add_routes(app: web.Application, key: web.AppKey[Controller]) -> None:
             {"state": h["state"], "at": _iso(h["at"]), "actor": h["actor"], "detail": h["detail"]}
             for h in await store.broadcast_history(c.engine, bid)
         ]
-        return web.json_response(out)
+        return json_response(out)
 
     async def list_broadcasts(request: web.Request) -> web.Response:
         rows = await store.list_broadcasts(
             ctl(request).engine, limit=min(int(request.query.get("limit", 50)), 500)
         )
-        return web.json_response({"broadcasts": [_broadcast_json(r) for r in rows]})
+        return json_response({"broadcasts": [_broadcast_json(r) for r in rows]})
 
     async def stop_broadcast(request: web.Request) -> web.Response:
         c = ctl(request)
@@ -100,8 +101,8 @@ def add_routes(app: web.Application, key: web.AppKey[Controller]) -> None:
         try:
             sent = await c.pipeline.stop(bid, actor=f"api@{request.remote}")
         except KeyError:
-            return web.json_response({"error": "not_found", "message": f"播发 {bid} 不存在"}, status=404)
-        return web.json_response({"broadcast_id": bid, "stop_instructions": sent})
+            return json_response({"error": "not_found", "message": f"播发 {bid} 不存在"}, status=404)
+        return json_response({"broadcast_id": bid, "stop_instructions": sent})
 
     async def get_terminals(request: web.Request) -> web.Response:
         c = ctl(request)
@@ -130,22 +131,22 @@ def add_routes(app: web.Application, key: web.AppKey[Controller]) -> None:
                     "last_seen": _iso(c.links.last_seen(r["resource_code"]) or r["last_seen"]),
                 }
             )
-        return web.json_response({"count": len(out), "link_states": c.links.counts(), "terminals": out})
+        return json_response({"count": len(out), "link_states": c.links.counts(), "terminals": out})
 
     async def get_adapters(request: web.Request) -> web.Response:
-        return web.json_response({"adapters": ctl(request).registry.describe()})
+        return json_response({"adapters": ctl(request).registry.describe()})
 
     async def get_audio(request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
         digest, _, fmt = name.partition(".")
         path = ctl(request).audio_cache.path_for(digest, fmt) if fmt in ("mp3", "wav") else None
         if path is None:
-            return web.json_response({"error": "not_found", "message": "音频文件不存在"}, status=404)
+            return json_response({"error": "not_found", "message": "音频文件不存在"}, status=404)
         return web.FileResponse(path, headers={"Cache-Control": "public, max-age=31536000, immutable"})
 
     async def healthz(request: web.Request) -> web.Response:
         c = ctl(request)
-        return web.json_response({"ok": True, "links": c.links.counts(), "adapters": c.registry.describe()})
+        return json_response({"ok": True, "links": c.links.counts(), "adapters": c.registry.describe()})
 
     async def index(request: web.Request) -> web.Response:
         c = ctl(request)

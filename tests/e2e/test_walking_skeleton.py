@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 from broadcast.model import DeliveryStatus
 from tests.e2e.capdoc import make_cap
 from tests.e2e.conftest import County, wait_until
+
+README_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "cap-rainstorm-red-anning.xml"
 
 
 def _ident() -> str:
@@ -117,3 +120,14 @@ async def _states(county: County, codes: list[str]) -> dict[str, str]:
     async with county.http.get(f"{county.url}/api/terminals") as resp:
         data = await resp.json()
     return {t["resource_code"]: t["link_state"] for t in data["terminals"] if t["resource_code"] in codes}
+
+
+async def test_readme_example_goes_out(county: County) -> None:
+    """The README's curl posts this file: it must be accepted and reach the whole county."""
+    doc = README_EXAMPLE.read_bytes()
+    status, body = await county.post_cap(doc)
+    assert status == 202, body
+    b = await wait_until(lambda: county.broadcast(body["broadcast_id"]), _finished, within=90)
+    assert b["state"] == "completed"
+    assert b["coverage"]["rate"] == 1.0
+    assert b["colour"] == "红色"
