@@ -7,6 +7,7 @@ The only place that knows how the parts fit together. Never imports a concrete a
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -138,7 +139,14 @@ class Controller:
             pipeline,
         )
 
-    async def start(self, *, serve_web: bool = True) -> None:
+    async def start(
+        self,
+        *,
+        serve_web: bool = True,
+        extra_setup: Callable[[Controller, web.Application], Awaitable[None]] | None = None,
+    ) -> None:
+        """Start everything. ``extra_setup`` may add routes/components to the web app before it
+        starts (e.g. the upper-platform interconnect)."""
         from broadcast.web.app import make_app  # web imports the controller type; avoid a cycle
 
         known = {r["resource_code"]: LinkState(r["link_state"]) for r in await list_terminals(self.engine)}
@@ -148,6 +156,8 @@ class Controller:
         self.links.start()
         if serve_web:
             app = make_app(self)
+            if extra_setup is not None:
+                await extra_setup(self, app)
             self._runner = web.AppRunner(app, access_log=None)
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.settings.host, self.settings.port, backlog=1024)

@@ -45,6 +45,7 @@ class Settings:
     adapters: dict[str, dict[str, Any]]
     sim: dict[str, Any] = field(default_factory=dict)
     base_dir: Path = REPO_ROOT
+    raw: dict[str, Any] = field(default_factory=dict)  # every section as read, for components' own settings
 
     def audio_base_url(self, bound_port: int | None = None) -> str:
         if self.public_url:
@@ -97,6 +98,7 @@ def load_settings(
             adapters={k: dict(v) for k, v in raw.get("adapters", {}).items()},
             sim=dict(raw.get("sim", {})),
             base_dir=base_dir,
+            raw=raw,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise SettingsError(f"configuration value missing or invalid: {exc}") from exc

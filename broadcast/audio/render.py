@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from broadcast.audio.cache import AudioCache, content_key
@@ -32,13 +33,32 @@ from broadcast.audio.engines import EngineChain, Speech, SpeechFormat, TtsEngine
 from broadcast.audio.tone import TONE_VERSION, chime_pcm, silence_pcm
 from broadcast.model import AudioRef
 
-__all__ = ["AudioRenderer", "EncodeOptions", "OutputFormat", "RenderedAudio"]
+__all__ = ["AudioRenderer", "ChimeSegments", "EncodeOptions", "Layout", "OutputFormat", "RenderedAudio"]
 
 RENDER_VERSION = 2  # part of the content key: bump when the layout or encoding changes
 LEAD_IN_S = 0.3  # after the opening chime
 TITLE_GAP_S = 0.6  # between title and body
 LEAD_OUT_S = 0.5  # before the closing chime
 MAX_REPEATS = 10
+
+
+class Layout(StrEnum):
+    """What a render contains."""
+
+    FULL = "full"  # opening chime, lead-in, speech (+ repeats), lead-out, closing chime
+    SPEECH = "speech"  # the speech (+ repeats) only: ``ChimeSegments`` supply the rest (tone-first playout)
+
+
+@dataclass(frozen=True)
+class ChimeSegments:
+    """The chimes of a programme pre-encoded as MP3 with the renderer's options, so that
+    ``opening + <Layout.SPEECH render> + closing`` is one valid MP3 stream laid out like ``Layout.FULL``
+    (each part is a whole number of self-contained frames: no bit reservoir crosses a join)."""
+
+    opening: bytes  # opening chime + lead-in silence
+    closing: bytes  # lead-out silence + closing chime
+    opening_s: float
+    closing_s: float
 
 
 @dataclass(frozen=True)
@@ -76,6 +96,24 @@ class AudioRenderer:
         self._normalise = normalise
         self._ffmpeg_timeout_s = ffmpeg_timeout_s
         self._inflight: dict[str, asyncio.Task[RenderedAudio]] = {}
+        self._chimes: asyncio.Task[ChimeSegments] | None = None
+
+    async def chime_segments(self) -> ChimeSegments:
+        """The opening and closing chime as MP3 (encoded once per renderer, ≈60 ms, then free)."""
+        if self._chimes is None or (self._chimes.done() and self._chimes.exception() is not None):
+            self._chimes = asyncio.ensure_future(self._encode_chimes())
+        return await asyncio.shield(self._chimes)
+
+    async def _encode_chimes(self) -> ChimeSegments:
+        opening_pcm = chime_pcm(WORK_RATE) + silence_pcm(WORK_RATE, LEAD_IN_S)
+        closing_pcm = silence_pcm(WORK_RATE, LEAD_OUT_S) + chime_pcm(WORK_RATE, closing=True)
+        opening, closing = await asyncio.gather(
+            encode(opening_pcm, OutputFormat.MP3, self.options, timeout_s=self._ffmpeg_timeout_s),
+            encode(closing_pcm, OutputFormat.MP3, self.options, timeout_s=self._ffmpeg_timeout_s),
+        )
+        return ChimeSegments(
+            opening, closing, len(opening_pcm) / 2 / WORK_RATE, len(closing_pcm) / 2 / WORK_RATE
+        )
 
     async def render(
         self,
@@ -86,8 +124,12 @@ class AudioRenderer:
         gap_s: float = 1.0,
         fmt: OutputFormat | str = OutputFormat.MP3,
         normalise: Callable[[str], str] | None = None,
+        layout: Layout | str = Layout.FULL,
     ) -> RenderedAudio:
         """Render (or find in the cache) the programme for ``title`` + ``text``.
+
+        ``layout=Layout.SPEECH`` leaves out the chimes, lead-in and lead-out (tone-first playout puts the
+        pre-encoded ``chime_segments()`` around it); it is MP3 only.
 
         ``normalise`` (or the renderer's default) rewrites text for speech before anything else; the
         cache key covers the normalised text. ``ref.engine``/``ref.voice`` say who spoke. While the file
@@ -95,6 +137,9 @@ class AudioRenderer:
         Raises ``ValueError`` (bad request), ``AllEnginesFailed`` or ``FfmpegError``.
         """
         fmt = OutputFormat(fmt)
+        layout = Layout(layout)
+        if layout is Layout.SPEECH and fmt is not OutputFormat.MP3:
+            raise ValueError("a speech-only render is for MP3 playout; use layout=full for WAV")
         if not 1 <= repeats <= MAX_REPEATS:
             raise ValueError(f"repeats must be between 1 and {MAX_REPEATS}, got {repeats}")
         if not 0 <= gap_s <= 30:
@@ -104,20 +149,25 @@ class AudioRenderer:
         text_n = (norm(text) if norm else text).strip()
         if not title_n and not text_n:
             raise ValueError("nothing to say: title and text are both empty")
-        request = content_key(title=title_n, text=text_n, repeats=repeats, gap_s=gap_s, fmt=str(fmt))
+        request = content_key(
+            title=title_n, text=text_n, repeats=repeats, gap_s=gap_s, fmt=str(fmt), layout=str(layout)
+        )
         running = self._inflight.get(request)
         if running is None:
-            running = asyncio.ensure_future(self._render(title_n, text_n, repeats, gap_s, fmt))
+            running = asyncio.ensure_future(self._render(title_n, text_n, repeats, gap_s, fmt, layout))
             self._inflight[request] = running
             running.add_done_callback(lambda _t: self._inflight.pop(request, None))
         return await asyncio.shield(running)
 
     def key_for(
-        self, engine: TtsEngine, title: str, text: str, repeats: int, gap_s: float, fmt: OutputFormat
+        self, engine: TtsEngine, title: str, text: str, repeats: int, gap_s: float, fmt: OutputFormat,
+        layout: Layout = Layout.FULL,
     ) -> str:
         o = self.options
+        # The full layout keeps its historical key (no "layout" part) so existing cache entries stay valid.
+        extra = {} if layout is Layout.FULL else {"layout": str(layout)}
         return content_key(
-            v=RENDER_VERSION, tone=TONE_VERSION, engine=engine.name, voice=engine.voice,
+            **extra, v=RENDER_VERSION, tone=TONE_VERSION, engine=engine.name, voice=engine.voice,
             settings=engine.settings, title=title, text=text, repeats=repeats, gap_s=gap_s, fmt=str(fmt),
             mp3=[o.mp3_rate, o.mp3_bitrate_k] if fmt is OutputFormat.MP3 else None,
             wav=o.wav_rate if fmt is OutputFormat.WAV else None,
@@ -125,12 +175,12 @@ class AudioRenderer:
         )
 
     async def _render(
-        self, title: str, text: str, repeats: int, gap_s: float, fmt: OutputFormat
+        self, title: str, text: str, repeats: int, gap_s: float, fmt: OutputFormat, layout: Layout
     ) -> RenderedAudio:
         # Prefer the best engine that is up: a cached render by a better engine wins; a cached render by
         # a fallback engine is used only while every better engine is backed off.
         for engine in self.chain.engines:
-            key = self.key_for(engine, title, text, repeats, gap_s, fmt)
+            key = self.key_for(engine, title, text, repeats, gap_s, fmt, layout)
             ref = await asyncio.to_thread(self.cache.lookup, key)
             if ref is not None:
                 hit = self.cache.path_for(ref.digest, ref.format)
@@ -141,20 +191,22 @@ class AudioRenderer:
         texts = [t for t in (title, text) if t]
         engine, speeches = await self.chain.synth_all(texts)
         parts = [await self._to_work_pcm(s) for s in speeches]
-        pcm = self._layout(parts, repeats, gap_s)
+        pcm = self._layout(parts, repeats, gap_s, layout)
         data = await encode(pcm, fmt, self.options, timeout_s=self._ffmpeg_timeout_s)
         digest, path = await asyncio.to_thread(self.cache.put, data, str(fmt))
         ref = AudioRef(
             digest=digest, format=str(fmt), duration_s=round(len(pcm) / 2 / WORK_RATE, 3),
             engine=engine.name, voice=engine.voice,
         )
-        key = self.key_for(engine, title, text, repeats, gap_s, fmt)
+        key = self.key_for(engine, title, text, repeats, gap_s, fmt, layout)
         await asyncio.to_thread(self.cache.bind, key, ref)
         return RenderedAudio(ref, path)
 
-    def _layout(self, parts: list[bytes], repeats: int, gap_s: float) -> bytes:
+    def _layout(self, parts: list[bytes], repeats: int, gap_s: float, layout: Layout) -> bytes:
         one = silence_pcm(WORK_RATE, TITLE_GAP_S).join(parts)
         body = silence_pcm(WORK_RATE, gap_s).join([one] * repeats)
+        if layout is Layout.SPEECH:
+            return body
         return b"".join((
             chime_pcm(WORK_RATE), silence_pcm(WORK_RATE, LEAD_IN_S), body,
             silence_pcm(WORK_RATE, LEAD_OUT_S), chime_pcm(WORK_RATE, closing=True),
