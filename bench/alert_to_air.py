@@ -33,6 +33,7 @@ from broadcast.model import DeliveryOrder, MsgType, Priority, Severity  # noqa: 
 from broadcast.settings import load_settings  # noqa: E402
 from broadcast.store.broadcasts import delivery_rows, get_broadcast  # noqa: E402
 
+TOKEN = "ebt_bench-source-token-0001"
 TITLE = "安宁市气象台发布暴雨红色预警[Ⅰ级/特别严重]"
 TEXT = (
     "安宁市气象台发布暴雨红色预警信号：过去3小时全市降雨量已达100毫米以上，且降雨将持续。请立即停止户外活动。"
@@ -125,6 +126,7 @@ async def main(runs: int, time_scale: float) -> None:
         None,
         {
             "server": {"port": 0},
+            "intake": {"tokens": [{"name": "bench", "token": TOKEN, "scopes": ["alerts:submit", "read"]}]},
             "database": {"url": f"sqlite+aiosqlite:///{tmp / 'bench.sqlite3'}"},
             "audio": {"cache_dir": str(tmp / "audio")},
             "adapters": {"ip_speaker": {"port": 0, "ack_timeout_s": 10.0}},
@@ -149,7 +151,7 @@ async def main(runs: int, time_scale: float) -> None:
         cwd=ROOT,
         stdout=asyncio.subprocess.DEVNULL,
     )
-    http = aiohttp.ClientSession()
+    http = aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"})
     try:
         n = len(ctl.inventory.terminals)
 

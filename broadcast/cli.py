@@ -53,6 +53,12 @@ async def _run(settings: Settings) -> None:
         f"({len(controller.inventory.terminals)} terminals configured; Ctrl-C to stop)",
         flush=True,
     )
+    if controller.first_admin_password:
+        print(
+            f"First start: account 'admin' created with one-time password {controller.first_admin_password} "
+            "(shown only now; you must change it at first login).",
+            flush=True,
+        )
     try:
         await wait_for_signal()
     finally:

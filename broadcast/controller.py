@@ -6,11 +6,13 @@ The only place that knows how the parts fit together. Never imports a concrete a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+import aiohttp
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -19,12 +21,20 @@ from broadcast.audio import AudioCache, AudioRenderer
 from broadcast.audio.normalize import normalise_for_speech
 from broadcast.audio.templates import load_templates
 from broadcast.clock import Clock, SystemClock
+from broadcast.desk import Desk
 from broadcast.dispatch import Dispatcher, RetryPolicy
 from broadcast.health import LinkTracker
+from broadcast.intake import Intake, Refused
 from broadcast.model import DeliveryEvent, LinkState, MessageDraft
 from broadcast.pipeline import Pipeline
+from broadcast.policy import PolicyEngine
+from broadcast.policy_config import policy_config
 from broadcast.receipts import ReceiptBook
+from broadcast.security import accounts
+from broadcast.security.passwords import Passwords
+from broadcast.security.tokens import sync_configured_tokens
 from broadcast.settings import Settings
+from broadcast.sources.feeds import FeedPoller, feeds_from_config
 from broadcast.store.db import make_engine, prepare_schema
 from broadcast.store.inventory import list_terminals, sync_inventory
 from terminals.inventory import Inventory, load_inventory
@@ -73,8 +83,15 @@ class Controller:
     audio_cache: AudioCache
     renderer: AudioRenderer
     pipeline: Pipeline
+    desk: Desk
+    intake: Intake
+    feeds: FeedPoller | None = None
     web_port: int = 0
+    first_admin_password: str | None = None
     _runner: web.AppRunner | None = None
+    _http: aiohttp.ClientSession | None = None
+    _feeds_stop: asyncio.Event | None = None
+    _feeds_task: asyncio.Task[None] | None = None
 
     @classmethod
     async def create(
@@ -125,6 +142,10 @@ class Controller:
             script=script,
         )
         receipts.on_settled = pipeline.on_settled
+        desk = Desk(
+            engine, pipeline, PolicyEngine(policy_config(settings.raw.get("policy", {})), clock), clock
+        )
+        intake = Intake(inventory, desk, clock, max_bytes=settings.max_body_bytes)
         return cls(
             settings,
             clock,
@@ -137,6 +158,8 @@ class Controller:
             cache,
             renderer,
             pipeline,
+            desk,
+            intake,
         )
 
     async def start(
@@ -164,13 +187,51 @@ class Controller:
             await site.start()
             self.web_port = int(self._runner.addresses[0][1])
             self.pipeline.audio_base_url = self.settings.audio_base_url(self.web_port)
+        await sync_configured_tokens(
+            self.engine, self.clock, self.settings.raw.get("intake", {}).get("tokens", [])
+        )
+        self.first_admin_password = await accounts.ensure_first_admin(
+            self.engine, self.clock, Passwords(None)
+        )
         sink = CoreSink(self.receipts, self.links, self.dispatcher)
         await self.registry.start_all(sink, self.inventory.terminals)
+        await self.desk.restore()
         resumed = await self.pipeline.resume()
         if resumed:
             log.info("%d unfinished broadcasts resumed", resumed)
+        self.desk.start()
+        await self._start_feeds()
+
+    async def _start_feeds(self) -> None:
+        entries = self.settings.raw.get("feeds", [])
+        if not entries:
+            return
+        self._http = aiohttp.ClientSession()
+        self.feeds = FeedPoller(
+            feeds_from_config(entries),
+            session=self._http,
+            engine=self.engine,
+            submit=self._submit_from_feed,
+            clock=self.clock,
+        )
+        await self.feeds.prepare()
+        self._feeds_stop = asyncio.Event()
+        self._feeds_task = asyncio.create_task(self.feeds.run(self._feeds_stop), name="feeds")
+
+    async def _submit_from_feed(self, data: bytes, feed: str) -> None:
+        try:
+            await self.intake.submit_cap(data, actor=f"feed:{feed}")
+        except Refused as exc:
+            # Refused for good (malformed, unknown area, expired…): reported, not retried every round.
+            log.warning("feed %s: CAP refused: %s", feed, exc.message)
 
     async def close(self) -> None:
+        if self._feeds_stop is not None and self._feeds_task is not None:
+            self._feeds_stop.set()
+            await asyncio.gather(self._feeds_task, return_exceptions=True)
+        if self._http is not None:
+            await self._http.close()
+        await self.desk.close()
         await self.pipeline.close()
         await self.dispatcher.close()
         await self.registry.close_all()

@@ -1,24 +1,24 @@
-"""Intake: turns a submitted document into a stored, dispatched broadcast, or a clear refusal.
+"""Intake: turns a submitted document (CAP, JSON message) into a desk decision, or a clear refusal.
 
-Owns the mapping from parse/convert/target failures to refusals a person can act on, dedupe of the
-same source item, and the CAP Update/Cancel link to what they replace. Nothing is broadcast for a
-refused document. Never talks to adapters.
+Owns the mapping from parse/convert/target failures and policy refusals to refusals a person can act
+on. Nothing is broadcast for a refused document. Never talks to adapters.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from broadcast.clock import Clock
-from broadcast.model import MsgType, SourceKind, SourceRef
-from broadcast.pipeline import Pipeline
-from broadcast.sources.cap import CapError, CapErrorKind, parse_cap
+from broadcast.desk import Desk
+from broadcast.model import MessageDraft, MsgType, SourceKind
+from broadcast.policy import Action, Origin, Reason, cap_reference_keys
+from broadcast.sources.cap import CapError, CapErrorKind, CapStatus, parse_cap
 from broadcast.sources.cap_convert import to_draft
-from broadcast.store import broadcasts as store
+from broadcast.sources.message_json import MessageJsonError, MessageJsonErrorKind, parse_message_json
 from terminals.inventory import Inventory, UnknownAreaError
 
 
@@ -31,6 +31,7 @@ class RefusalKind(StrEnum):
     NOT_BROADCASTABLE = "not_broadcastable"
     EXPIRED = "expired"
     NOTHING_TO_CANCEL = "nothing_to_cancel"
+    POLICY = "refused_by_policy"
 
 
 _HTTP_STATUS = {
@@ -42,6 +43,7 @@ _HTTP_STATUS = {
     RefusalKind.NOT_BROADCASTABLE: 422,
     RefusalKind.EXPIRED: 422,
     RefusalKind.NOTHING_TO_CANCEL: 409,
+    RefusalKind.POLICY: 409,
 }
 
 _CAP_KIND = {
@@ -76,16 +78,26 @@ class Accepted:
     broadcast_id: int | None
     ebm_id: str | None
     targets: int
+    decision: str
+    reason: str
+    reason_zh: str
     duplicate: bool = False
     msg_type: str = "actual"
     stopped: tuple[int, ...] = ()
     warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def http_status(self) -> int:
+        return 200 if self.duplicate else 202
 
     def as_json(self) -> dict[str, Any]:
         return {
             "broadcast_id": self.broadcast_id,
             "ebm_id": self.ebm_id,
             "targets": self.targets,
+            "decision": self.decision,
+            "reason": self.reason,
+            "message": self.reason_zh,
             "duplicate": self.duplicate,
             "msg_type": self.msg_type,
             "stopped": list(self.stopped),
@@ -93,17 +105,71 @@ class Accepted:
         }
 
 
-class CapIntake:
-    def __init__(
-        self, engine: AsyncEngine, inventory: Inventory, pipeline: Pipeline, clock: Clock, *, max_bytes: int
-    ) -> None:
-        self._engine = engine
+_REFUSAL_OF_REASON = {
+    Reason.EXPIRED: RefusalKind.EXPIRED,
+    Reason.DRILL_AS_ACTUAL: RefusalKind.NOT_BROADCASTABLE,
+    Reason.ORIGINAL_NEVER_ARRIVED: RefusalKind.NOTHING_TO_CANCEL,
+}
+
+
+class Intake:
+    """Documents in, desk decisions out. One instance serves every push format."""
+
+    def __init__(self, inventory: Inventory, desk: Desk, clock: Clock, *, max_bytes: int) -> None:
         self._inventory = inventory
-        self._pipeline = pipeline
+        self._desk = desk
         self._clock = clock
         self.max_bytes = max_bytes
 
-    async def submit(self, data: bytes, *, actor: str = "api") -> Accepted:
+    def _check_targets(self, draft: MessageDraft) -> None:
+        if draft.msg_type is MsgType.CANCEL:
+            return
+        try:
+            targets = self._inventory.resolve(draft.area_codes)
+        except UnknownAreaError as exc:
+            raise Refused(RefusalKind.UNKNOWN_AREA, str(exc), codes=list(exc.codes)) from exc
+        if not targets:
+            raise Refused(
+                RefusalKind.UNKNOWN_AREA,
+                "消息没有可定位到本县终端的区域（缺少行政区划代码），未播发；请填写 6/9/12 位区划代码",
+            )
+
+    async def _take(
+        self,
+        draft: MessageDraft,
+        *,
+        references: Sequence[str],
+        origin: Origin,
+        actor: str,
+        received: datetime,
+        warnings: tuple[str, ...] = (),
+    ) -> Accepted:
+        self._check_targets(draft)
+        taken = await self._desk.take(
+            draft, references=references, origin=origin, actor=actor, received_at=received
+        )
+        d = taken.decision
+        if d.action is Action.REJECT and not taken.duplicate:
+            kind = _REFUSAL_OF_REASON.get(d.reason, RefusalKind.POLICY)
+            raise Refused(kind, d.reason_zh, reason=str(d.reason))
+        return Accepted(
+            taken.broadcast_id,
+            taken.ebm_id,
+            taken.targets,
+            str(d.action),
+            str(d.reason),
+            d.reason_zh,
+            duplicate=taken.duplicate,
+            msg_type="cancel"
+            if draft.msg_type is MsgType.CANCEL
+            else "drill"
+            if draft.msg_type.is_drill
+            else "actual",
+            stopped=taken.stopped,
+            warnings=draft.warnings + warnings,
+        )
+
+    async def submit_cap(self, data: bytes, *, actor: str = "api") -> Accepted:
         received = self._clock.now()
         try:
             alert = parse_cap(data, max_bytes=self.max_bytes)
@@ -113,39 +179,25 @@ class CapIntake:
                 _CAP_KIND.get(exc.kind, RefusalKind.INVALID), exc.message, cap_error=str(exc.kind)
             ) from exc
         draft = conv.draft
-        if conv.expired:
-            raise Refused(RefusalKind.EXPIRED, f"预警已于 {draft.end_at.isoformat()} 过期，未播发")
-        replaced = await store.find_by_source_keys(
-            self._engine, [SourceRef(SourceKind.CAP, s, i, t).key for s, i, t in conv.references]
+        origin = Origin(SourceKind.CAP, alert.sender, conv.cap_status in (CapStatus.EXERCISE, CapStatus.TEST))
+        return await self._take(
+            draft,
+            references=cap_reference_keys(conv.references),
+            origin=origin,
+            actor=actor,
+            received=received,
+            warnings=tuple(f"不可定位的区域: {u}" for u in conv.untargetable),
         )
-        if draft.msg_type is MsgType.CANCEL:
-            if not replaced:
-                raise Refused(
-                    RefusalKind.NOTHING_TO_CANCEL,
-                    "解除/取消消息引用的原预警未在本平台找到（references 不匹配），没有可停止的播发；请核对 references",
-                    references=[list(r) for r in conv.references],
-                )
-            stopped = tuple(int(r["id"]) for r in replaced)
-            for bid in stopped:
-                await self._pipeline.stop(bid, actor=actor)
-            return Accepted(None, None, 0, msg_type="cancel", stopped=stopped, warnings=draft.warnings)
+
+    async def submit_json(self, data: bytes, *, actor: str) -> Accepted:
+        received = self._clock.now()
         try:
-            self._pipeline.resolve(draft)
-        except UnknownAreaError as exc:
-            raise Refused(RefusalKind.UNKNOWN_AREA, str(exc), codes=list(exc.codes)) from exc
-        try:
-            sub = await self._pipeline.submit(draft, actor=actor, received_at=received)
-        except store.DuplicateSourceError as dup:
-            return Accepted(dup.broadcast_id, dup.ebm_id, 0, duplicate=True, warnings=draft.warnings)
-        # An Update supersedes what it references: the old message stops once the new one is stored.
-        superseded = [int(row["id"]) for row in replaced]
-        for old in superseded:
-            await self._pipeline.stop(old, actor=actor)
-        return Accepted(
-            sub.broadcast_id,
-            sub.ebm_id,
-            sub.targets,
-            msg_type="drill" if draft.msg_type.is_drill else "actual",
-            stopped=tuple(superseded),
-            warnings=draft.warnings + tuple(f"不可定位的区域: {u}" for u in conv.untargetable),
-        )
+            draft = parse_message_json(data, now=received, max_bytes=self.max_bytes)
+        except MessageJsonError as exc:
+            status = (
+                RefusalKind.TOO_LARGE if exc.kind is MessageJsonErrorKind.TOO_LARGE else RefusalKind.INVALID
+            )
+            raise Refused(status, exc.message, field=exc.field, json_error=str(exc.kind)) from exc
+        # The composer is the authenticated account, not whatever the document claims.
+        origin = Origin(SourceKind.OPERATOR, actor, draft.msg_type.is_drill)
+        return await self._take(draft, references=(), origin=origin, actor=actor, received=received)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -19,12 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcast.clock import BEIJING, Clock
 from broadcast.dispatch import Dispatcher
+from broadcast.lifecycle import TransitionError
 from broadcast.model import (
     AudioRef,
     BroadcastState,
     DeliveryOrder,
-    DeliveryStatus,
-    FailureReason,
     MessageDraft,
     Severity,
     TerminalRef,
@@ -86,6 +85,8 @@ class Pipeline:
         self._clock = clock
         self.audio_base_url = audio_base_url.rstrip("/")
         self._script = script
+        # Called when a broadcast starts going out (the intake desk stops what it supersedes).
+        self.on_air: Callable[[int], Awaitable[None]] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     def resolve(self, draft: MessageDraft) -> tuple[TerminalRef, ...]:
@@ -96,6 +97,19 @@ class Pipeline:
         self, draft: MessageDraft, *, actor: str = "", received_at: datetime | None = None
     ) -> Submitted:
         """Record the message and start it on air in the background. Returns once it is durable."""
+        sub = await self.record(draft, actor=actor, received_at=received_at)
+        self.air(sub.broadcast_id, sub.ebm_id, draft)
+        return sub
+
+    async def record(
+        self,
+        draft: MessageDraft,
+        *,
+        actor: str = "",
+        received_at: datetime | None = None,
+        policy: dict[str, Any] | None = None,
+    ) -> Submitted:
+        """Store the message (state received) with a queued delivery per target; nothing goes out."""
         targets = self.resolve(draft)
         bid, ebm = await store.create_broadcast(
             self._engine,
@@ -105,10 +119,24 @@ class Pipeline:
             local_day=self._clock.now().astimezone(BEIJING).date(),
             targets=targets,
             actor=actor,
+            policy=policy,
         )
-        log.info("broadcast %d (%s) accepted: %s, %d terminals", bid, ebm, draft.primary.title, len(targets))
-        self._spawn(self._run(bid, ebm, draft, targets))
+        log.info("broadcast %d (%s) recorded: %s, %d terminals", bid, ebm, draft.primary.title, len(targets))
         return Submitted(bid, ebm, len(targets))
+
+    def air(self, broadcast_id: int, ebm_id: str, draft: MessageDraft) -> None:
+        """Put a recorded (or held, now released) message on air in the background."""
+        self._spawn(self._run(broadcast_id, ebm_id, draft, self.resolve(draft)))
+
+    async def hold(self, broadcast_id: int, *, detail: str, actor: str = "") -> None:
+        await store.transition(
+            self._engine, broadcast_id, BroadcastState.PENDING_APPROVAL, self._clock.now(), actor=actor, detail=detail
+        )
+
+    async def refuse(self, broadcast_id: int, state: BroadcastState, *, detail: str, actor: str = "") -> None:
+        """A held or pending message that will never go on air (rejected or expired while waiting)."""
+        await store.transition(self._engine, broadcast_id, state, self._clock.now(), actor=actor, detail=detail)
+        await store.cancel_queued(self._engine, broadcast_id, self._clock.now(), detail)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
@@ -118,7 +146,12 @@ class Pipeline:
     async def _run(self, bid: int, ebm: str, draft: MessageDraft, targets: Sequence[TerminalRef]) -> None:
         try:
             await store.transition(self._engine, bid, BroadcastState.RENDERING, self._clock.now())
+            if self.on_air is not None:
+                await self.on_air(bid)
             await self._render_and_air(bid, ebm, draft, targets)
+        except TransitionError as exc:
+            # Stopped, rejected or expired while it was being prepared: it must not go out.
+            log.info("broadcast %d (%s) not put on air: %s", bid, ebm, exc)
         except Exception as exc:
             log.exception("broadcast %d (%s) could not go on air", bid, ebm)
             try:
@@ -191,18 +224,11 @@ class Pipeline:
         await store.transition(
             self._engine, broadcast_id, BroadcastState.CANCELLED, self._clock.now(), actor=actor
         )
+        was_live = self._dispatcher.is_live(row["ebm_id"])
         sent = await self._dispatcher.stop(row["ebm_id"])
-        if sent == 0:
-            # Not live (e.g. still rendering): settle whatever is queued so nothing starts later.
-            for td in self._receipts.deliveries_of(row["ebm_id"]):
-                if not td.status.settled:
-                    self._receipts.record(
-                        row["ebm_id"],
-                        td.terminal_code,
-                        DeliveryStatus.CANCELLED,
-                        self._clock.now(),
-                        reason=FailureReason.CANCELLED,
-                    )
+        if not was_live:
+            # Not on air (held, pending, still rendering): settle what is queued so nothing starts later.
+            await store.cancel_queued(self._engine, broadcast_id, self._clock.now(), "已停止播发")
         return sent
 
     async def resume(self) -> int:
@@ -219,6 +245,10 @@ class Pipeline:
                 audio = AudioRef(row["audio_digest"], row["audio_format"], row["audio_duration_s"] or 0.0)
                 await self._dispatch(bid, ebm, draft, targets, audio)
             elif row["state"] == str(BroadcastState.RECEIVED):
+                if row["policy_state"] in ("held", "pending_approval"):
+                    # Decided to wait for an operator just before the restart: it waits still.
+                    await self.hold(bid, detail="重启后恢复等待状态")
+                    continue
                 self._spawn(self._run(bid, ebm, draft, targets))
             else:
                 self._spawn(self._render_and_air(bid, ebm, draft, targets))

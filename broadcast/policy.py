@@ -414,6 +414,33 @@ class PolicyEngine:
         self._records[key] = _Record(draft, origin, state, hold=decision)
         return decision
 
+    # --- restart ------------------------------------------------------------------------------
+
+    def restore(
+        self,
+        key: str,
+        draft: MessageDraft,
+        origin: Origin,
+        state: RecordState,
+        *,
+        hold: Decision | None = None,
+        superseded_by: Sequence[str] = (),
+    ) -> None:
+        """Rebuild knowledge of a message decided before a restart (from the store)."""
+        self._records[key] = _Record(draft, origin, state, hold=hold, superseded_by=list(superseded_by))
+
+    def restore_parked(
+        self, key: str, draft: MessageDraft, references: Sequence[str], origin: Origin, until: datetime
+    ) -> None:
+        self._seq += 1
+        self._parked[key] = _Parked(self._seq, draft, tuple(references), origin, until)
+
+    def mark(self, key: str, state: RecordState) -> None:
+        """The outside world changed a message (e.g. an operator stopped it): keep the rules in step."""
+        rec = self._records.get(self._aliases.get(key, key))
+        if rec is not None:
+            rec.state = state
+
     # --- later events -------------------------------------------------------------------------
 
     def on_original_arrived(self, key: str) -> list[Outcome]:

@@ -16,9 +16,14 @@ from broadcast.controller import Controller
 from broadcast.settings import load_settings
 from sim.fleet import Fleet
 
+# The demo's meteorological source token (Authorization: Bearer …). Demo only: a real deployment
+# configures its own under [intake] tokens, preferably as token_sha256.
+DEMO_TOKEN = "ebt_demo-anning-meteo-2026"
+DEMO_TOKENS = [{"name": "demo-meteo", "token": DEMO_TOKEN, "scopes": ["alerts:submit", "messages:submit", "read"]}]
+
 
 async def run(config: Path | None, port: int | None, time_scale: float | None) -> None:
-    overrides: dict[str, dict[str, object]] = {}
+    overrides: dict[str, dict[str, object]] = {"intake": {"tokens": DEMO_TOKENS}}
     if port is not None:
         overrides["server"] = {"port": port}
     settings = load_settings(config, overrides)
@@ -41,11 +46,16 @@ async def run(config: Path | None, port: int | None, time_scale: float | None) -
         f"\n{controller.inventory.name}应急广播平台 is running with the simulated county "
         f"({connected}/{len(controller.inventory.terminals)} terminals connected).\n"
         f"  status page : {url}/\n"
-        f"  terminals   : curl -s {url}/api/terminals | head -c 400\n"
-        f"  post a CAP  : curl -s -X POST --data-binary @examples/cap-rainstorm-red-anning.xml "
-        f"-H 'Content-Type: application/xml' {url}/api/alerts\n"
-        f"  its result  : curl -s {url}/api/broadcasts/1\n"
-        f"Ctrl-C stops everything.\n",
+        f"  post a CAP  : curl -s -H 'Authorization: Bearer {DEMO_TOKEN}' "
+        f"--data-binary @examples/cap-rainstorm-red-anning.xml {url}/api/alerts\n"
+        f"  its result  : curl -s -H 'Authorization: Bearer {DEMO_TOKEN}' {url}/api/broadcasts/1\n"
+        + (
+            f"  first admin : user admin, one-time password {controller.first_admin_password} "
+            "(shown once; change it at first login)\n"
+            if controller.first_admin_password
+            else ""
+        )
+        + "Ctrl-C stops everything.\n",
         flush=True,
     )
     try:

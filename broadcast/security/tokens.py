@@ -8,9 +8,10 @@ it is returned to the creating admin once.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Column, Integer, String, Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -95,7 +96,11 @@ def _row(m: object) -> ApiToken:
 
 
 async def create_token(
-    engine: AsyncEngine, clock: Clock, name: str, scopes: Iterable[str], created_by: str,
+    engine: AsyncEngine,
+    clock: Clock,
+    name: str,
+    scopes: Iterable[str],
+    created_by: str,
     valid_for: timedelta | None = None,
 ) -> tuple[str, ApiToken]:
     """Create a token; returns (the bearer secret — shown once, token record)."""
@@ -125,7 +130,9 @@ async def resolve_token(engine: AsyncEngine, clock: Clock, secret: str) -> ApiTo
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
         return None
     async with engine.connect() as conn:
-        row = (await conn.execute(select(api_tokens).where(api_tokens.c.token_hash == hash_token(secret)))).first()
+        row = (
+            await conn.execute(select(api_tokens).where(api_tokens.c.token_hash == hash_token(secret)))
+        ).first()
     if row is None:
         return None
     token = _row(row)
@@ -149,3 +156,57 @@ async def revoke_token(engine: AsyncEngine, clock: Clock, token_id: int) -> bool
             .values(revoked_at=clock.now())
         )
     return bool(res.rowcount)
+
+
+async def sync_configured_tokens(
+    engine: AsyncEngine, clock: Clock, entries: Iterable[Mapping[str, Any]]
+) -> list[str]:
+    """Make the tokens named in the configuration (``[[intake.tokens]]``) exist with their scopes.
+
+    Each entry: ``name``, ``scopes`` and either ``token_sha256`` (preferred: the secret stays out of the
+    file) or ``token`` (the secret itself, for the demo). A configured token replaces an earlier one of
+    the same name created by the configuration; tokens created through the API are left alone.
+    Returns the names synced.
+    """
+    names: list[str] = []
+    now = clock.now()
+    async with engine.begin() as conn:
+        for entry in entries:
+            name = str(entry["name"])
+            digest = str(entry.get("token_sha256") or "")
+            if not digest:
+                secret = str(entry.get("token") or "")
+                if not secret.startswith(TOKEN_PREFIX) or len(secret) < 20:
+                    raise TokenScopeError(
+                        f"配置的接入令牌 {name} 无效：token 须以 {TOKEN_PREFIX} 开头且不少于 20 个字符，"
+                        "或改填 token_sha256"
+                    )
+                digest = hash_token(secret)
+            scopes = " ".join(sorted(s.value for s in parse_scopes(entry.get("scopes", ()))))
+            await conn.execute(
+                update(api_tokens)
+                .where(
+                    api_tokens.c.name == name,
+                    api_tokens.c.created_by == "config",
+                    api_tokens.c.revoked_at.is_(None),
+                )
+                .where(api_tokens.c.token_hash != digest)
+                .values(revoked_at=now)
+            )
+            existing = (
+                await conn.execute(select(api_tokens.c.id).where(api_tokens.c.token_hash == digest))
+            ).first()
+            if existing is None:
+                await conn.execute(
+                    insert(api_tokens).values(
+                        name=name[:100], token_hash=digest, scopes=scopes, created_by="config", created_at=now
+                    )
+                )
+            else:
+                await conn.execute(
+                    update(api_tokens)
+                    .where(api_tokens.c.id == existing[0])
+                    .values(scopes=scopes, revoked_at=None)
+                )
+            names.append(name)
+    return names

@@ -21,6 +21,7 @@ import asyncio
 import base64
 import hashlib
 import logging
+import os
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -447,3 +448,27 @@ class FeedPoller:
         """Delay after ``errors`` consecutive failures: interval·2^n capped, times a jitter in [0.5, 1)."""
         base: float = min(cfg.max_backoff_s, cfg.interval_s * 2.0 ** min(errors, 30))
         return max(cfg.interval_s * 0.5, base * (0.5 + 0.5 * self._rng.random()))
+
+
+def feeds_from_config(entries: Sequence[Mapping[str, Any]]) -> list[FeedConfig]:
+    """``[[feeds]]`` entries: name, url, format (atom/rss/json/cap), interval_s, and either
+    user + password (basic) or token (bearer). Secrets may be given as ``password_env`` / ``token_env``
+    (the name of an environment variable) to keep them out of the file."""
+    out: list[FeedConfig] = []
+    for e in entries:
+        try:
+            name, url = str(e["name"]), str(e["url"])
+        except KeyError as exc:
+            raise ValueError(f"[[feeds]] 条目缺少字段 {exc}（需要 name 和 url）") from None
+        password = e.get("password") or os.environ.get(str(e.get("password_env", "")), "")
+        token = e.get("token") or os.environ.get(str(e.get("token_env", "")), "")
+        auth: BasicAuth | BearerAuth | None = None
+        if e.get("user"):
+            auth = BasicAuth(str(e["user"]), str(password))
+        elif token:
+            auth = BearerAuth(str(token))
+        fmt = str(e.get("format", "atom"))
+        if fmt not in FORMATS:
+            raise ValueError(f"源 {name} 的 format {fmt!r} 不受支持，可选：{', '.join(sorted(FORMATS))}")
+        out.append(FeedConfig(name, url, format=fmt, interval_s=float(e.get("interval_s", 60.0)), auth=auth))
+    return out

@@ -106,6 +106,7 @@ async def create_broadcast(
     local_day: date,
     targets: Sequence[TerminalRef],
     actor: str = "",
+    policy: dict[str, Any] | None = None,
 ) -> tuple[int, str]:
     """Allocate an EBM id and store the broadcast with a QUEUED delivery per target, atomically.
 
@@ -145,6 +146,7 @@ async def create_broadcast(
                     received_at=received_at,
                     state=str(BroadcastState.RECEIVED),
                     state_changed_at=received_at,
+                    **(policy or {}),
                 )
             )
             bid = int(res.inserted_primary_key[0])  # type: ignore[index]
@@ -288,3 +290,51 @@ async def find_by_source_keys(engine: AsyncEngine, keys: Sequence[str]) -> list[
     async with engine.connect() as conn:
         rows = await conn.execute(select(broadcasts).where(broadcasts.c.source_key.in_(list(keys))))
         return [dict(r._mapping) for r in rows]
+
+
+async def update_policy(engine: AsyncEngine, broadcast_id: int, **values: Any) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(update(broadcasts).where(broadcasts.c.id == broadcast_id).values(**values))
+
+
+async def all_broadcasts(engine: AsyncEngine) -> list[dict[str, Any]]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(broadcasts).order_by(broadcasts.c.id))
+        return [dict(r._mapping) for r in rows]
+
+
+async def broadcasts_in_state(engine: AsyncEngine, state: BroadcastState) -> list[dict[str, Any]]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(broadcasts).where(broadcasts.c.state == str(state)).order_by(broadcasts.c.id)
+        )
+        return [dict(r._mapping) for r in rows]
+
+
+async def cancel_queued(engine: AsyncEngine, broadcast_id: int, at: datetime, detail: str) -> int:
+    """Settle the queued deliveries of a broadcast that will never go out (append-only history too)."""
+    async with engine.begin() as conn:
+        ids = [
+            r[0]
+            for r in await conn.execute(
+                select(deliveries.c.id).where(
+                    deliveries.c.broadcast_id == broadcast_id,
+                    deliveries.c.status == str(DeliveryStatus.QUEUED),
+                )
+            )
+        ]
+        if not ids:
+            return 0
+        await conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id.in_(ids))
+            .values(status=str(DeliveryStatus.CANCELLED), reason="cancelled", detail=detail, updated_at=at)
+        )
+        await conn.execute(
+            insert(delivery_events),
+            [
+                {"delivery_id": i, "status": str(DeliveryStatus.CANCELLED), "reason": "cancelled", "detail": detail, "at": at}
+                for i in ids
+            ],
+        )
+        return len(ids)

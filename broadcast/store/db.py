@@ -19,7 +19,7 @@ def _register_component_tables() -> None:
     import broadcast.interconnect.upper
     import broadcast.reports.store
     import broadcast.schedule
-    import broadcast.security
+    import broadcast.security.install
     import broadcast.sources.feeds  # noqa: F401
 
 log = logging.getLogger(__name__)

@@ -129,6 +129,31 @@ broadcasts = Table(
     Column("audio_format", String(8), nullable=True),
     Column("audio_duration_s", Float, nullable=True),
     Column("audio_engine", String(64), nullable=True),
+    # Intake policy (broadcast.desk): how the message was admitted, so a restart restores it.
+    Column("policy_state", String(24), nullable=False, default=""),
+    Column("hold_until", UtcDateTime, nullable=True),
+    Column("hold_on_timeout", String(16), nullable=True),
+    Column("composer", String(100), nullable=False, default=""),
+    Column("supersedes", Text, nullable=False, default=""),  # source keys it stops when on air
+    Column("exercise", Integer, nullable=False, default=0),
+)
+
+intake_decisions = Table(
+    "intake_decisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source_key", String(400), nullable=False, index=True),
+    Column("broadcast_id", Integer, nullable=True, index=True),
+    Column("action", String(32), nullable=False),
+    Column("reason", String(48), nullable=False),
+    Column("reason_zh", Text, nullable=False),
+    Column("actor", String(100), nullable=False, default=""),
+    Column("at", UtcDateTime, nullable=False),
+    # A parked Cancel/Update keeps its message and references here until its original arrives.
+    Column("message_json", Text, nullable=True),
+    Column("references", Text, nullable=False, default=""),
+    Column("until", UtcDateTime, nullable=True),
+    Column("open", Integer, nullable=False, default=0),
 )
 
 broadcast_events = Table(

@@ -11,8 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from broadcast.intake import CapIntake, RefusalKind, Refused
-from broadcast.web import views
+from broadcast.intake import Intake, RefusalKind, Refused
+from broadcast.security.audit import AuditAction
+from broadcast.security.context import audit_request
+from broadcast.security.install import install as install_security
+from broadcast.security.middleware import principal_of
+from broadcast.security.roles import DEFAULT_MATRIX, Permission, Rule
+from broadcast.web import operator, views
 from broadcast.web.jsonutil import json_response
 
 if TYPE_CHECKING:
@@ -21,7 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CONTROLLER: web.AppKey[Controller] = web.AppKey("controller")
-INTAKE: web.AppKey[CapIntake] = web.AppKey("intake")
+INTAKE: web.AppKey[Intake] = web.AppKey("intake")
 
 
 def json_error(status: int, error: str, message: str, **extra: Any) -> web.Response:
@@ -59,11 +64,47 @@ async def _read_limited(request: web.Request, limit: int) -> bytes:
     return data
 
 
+def actor_of(request: web.Request) -> str:
+    who = principal_of(request)
+    return who.name if who else f"anonymous@{request.remote}"
+
+
 async def post_alert(request: web.Request) -> web.Response:
     intake = request.app[INTAKE]
     data = await _read_limited(request, intake.max_bytes)
-    accepted = await intake.submit(data, actor=f"api@{request.remote}")
-    return json_response(accepted.as_json(), status=200 if accepted.duplicate else 202)
+    try:
+        accepted = await intake.submit_cap(data, actor=actor_of(request))
+    except Refused as exc:
+        await audit_request(request, AuditAction.ALERT_RECEIVED, detail={"refused": str(exc.kind)})
+        raise
+    await audit_request(
+        request,
+        AuditAction.ALERT_RECEIVED,
+        target=str(accepted.broadcast_id or ""),
+        detail={"decision": accepted.decision, "reason": accepted.reason},
+    )
+    return json_response(accepted.as_json(), status=accepted.http_status)
+
+
+async def post_message(request: web.Request) -> web.Response:
+    intake = request.app[INTAKE]
+    data = await _read_limited(request, intake.max_bytes)
+    accepted = await intake.submit_json(data, actor=actor_of(request))
+    await audit_request(
+        request,
+        AuditAction.MESSAGE_SUBMITTED,
+        target=str(accepted.broadcast_id or ""),
+        detail={"decision": accepted.decision, "reason": accepted.reason},
+    )
+    return json_response(accepted.as_json(), status=accepted.http_status)
+
+
+# Operator actions beyond the security module's default matrix.
+MATRIX = DEFAULT_MATRIX.with_rules(
+    Rule("POST", "/api/broadcasts/{id}/approve", Permission.MESSAGES_APPROVE),
+    Rule("POST", "/api/broadcasts/{id}/reject", Permission.MESSAGES_APPROVE),
+    Rule("POST", "/api/broadcasts/{id}/release", Permission.MESSAGES_SUBMIT),
+)
 
 
 def make_app(controller: Controller) -> web.Application:
@@ -71,13 +112,16 @@ def make_app(controller: Controller) -> web.Application:
     # aiohttp's own cap is a backstop; the intake enforces its limit with a clear message.
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes + 1024)
     app[CONTROLLER] = controller
-    app[INTAKE] = CapIntake(
+    app[INTAKE] = controller.intake
+    install_security(
+        app,
         controller.engine,
-        controller.inventory,
-        controller.pipeline,
         controller.clock,
-        max_bytes=settings.max_body_bytes,
+        matrix=MATRIX,
+        secure_cookies=bool(settings.raw.get("security", {}).get("secure_cookies", False)),
     )
     app.router.add_post("/api/alerts", post_alert)
+    app.router.add_post("/api/messages", post_message)
     views.add_routes(app, CONTROLLER)
+    operator.add_routes(app, CONTROLLER)
     return app

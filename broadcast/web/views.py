@@ -95,15 +95,6 @@ def add_routes(app: web.Application, key: web.AppKey[Controller]) -> None:
         )
         return json_response({"broadcasts": [_broadcast_json(r) for r in rows]})
 
-    async def stop_broadcast(request: web.Request) -> web.Response:
-        c = ctl(request)
-        bid = int(request.match_info["id"])
-        try:
-            sent = await c.pipeline.stop(bid, actor=f"api@{request.remote}")
-        except KeyError:
-            return json_response({"error": "not_found", "message": f"播发 {bid} 不存在"}, status=404)
-        return json_response({"broadcast_id": bid, "stop_instructions": sent})
-
     async def get_terminals(request: web.Request) -> web.Response:
         c = ctl(request)
         area = request.query.get("area")
@@ -171,7 +162,6 @@ def add_routes(app: web.Application, key: web.AppKey[Controller]) -> None:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/broadcasts", list_broadcasts)
     app.router.add_get("/api/broadcasts/{id}", get_broadcast)
-    app.router.add_post("/api/broadcasts/{id}/stop", stop_broadcast)
     app.router.add_get("/api/terminals", get_terminals)
     app.router.add_get("/api/adapters", get_adapters)
     app.router.add_get("/audio/{name}", get_audio)

@@ -53,10 +53,16 @@ async def wait_until(
     raise AssertionError(f"condition not reached within {within}s; last: {str(last)[:2000]}")
 
 
+TOKEN = "ebt_test-source-token-0001"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+TOKENS = [{"name": "test-source", "token": TOKEN, "scopes": ["alerts:submit", "messages:submit", "read"]}]
+
+
 def settings_for(tmp_path: Path, **adapter: Any) -> Any:
     return load_settings(
         None,
         {
+            "intake": {"tokens": TOKENS},
             "server": {"port": 0},
             "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'ebc.sqlite3'}"},
             "audio": {"cache_dir": str(tmp_path / "audio")},
@@ -83,7 +89,7 @@ async def county(tmp_path: Path) -> AsyncIterator[County]:
     await fleet.start()
     n = len(controller.inventory.terminals)
     await fleet.wait_connected(n, timeout=20.0)
-    http = aiohttp.ClientSession()
+    http = aiohttp.ClientSession(headers=AUTH)
     await wait_until(lambda: _online(controller), lambda k: k == n)
     try:
         yield County(controller, fleet, http, f"http://127.0.0.1:{controller.web_port}")

@@ -10,7 +10,7 @@ import aiohttp
 from broadcast.controller import Controller
 from sim.fleet import Fleet
 from tests.e2e.capdoc import make_cap
-from tests.e2e.conftest import settings_for, wait_until
+from tests.e2e.conftest import AUTH, settings_for, wait_until
 
 STREET = "530181003000"  # 八街街道
 
@@ -32,11 +32,11 @@ async def test_restart_mid_broadcast_completes_once(tmp_path: Path) -> None:
     fleet = Fleet(terminals, "127.0.0.1", port, time_scale=0.1, heartbeat_interval_s=5.0)
     await fleet.start()
     await fleet.wait_connected(len(terminals), timeout=20.0)
-    http = aiohttp.ClientSession()
+    http = aiohttp.ClientSession(headers=AUTH)
     second: Controller | None = None
     try:
         doc = make_cap(
-            f"53018141600000_{uuid.uuid4().hex[:12]}", STREET, headline="安宁市气象台发布暴雨黄色预警[Ⅲ级/较重]"
+            f"53018141600000_{uuid.uuid4().hex[:12]}", STREET, headline="安宁市气象台发布暴雨橙色预警[Ⅱ级/严重]"
         )
         url = f"http://127.0.0.1:{first.web_port}"
         async with http.post(f"{url}/api/alerts", data=doc) as resp:

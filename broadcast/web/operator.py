@@ -1,0 +1,136 @@
+"""Operator actions over HTTP: pending list, approve / reject / release, stop, decision record.
+
+Thin: the desk decides and records; this module maps its refusals to HTTP and audits each action.
+Role checks are the security matrix's (broadcast/web/app.py MATRIX).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from broadcast.clock import BEIJING
+from broadcast.desk import DeskError, Taken
+from broadcast.security.audit import AuditAction
+from broadcast.security.context import audit_request
+from broadcast.security.middleware import principal_of
+from broadcast.web.jsonutil import json_response
+
+if TYPE_CHECKING:
+    from broadcast.controller import Controller
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return ts.astimezone(BEIJING).isoformat() if ts is not None else None
+
+
+def _taken_json(bid: int, taken: Taken) -> dict[str, Any]:
+    d = taken.decision
+    return {
+        "broadcast_id": bid,
+        "decision": str(d.action),
+        "reason": str(d.reason),
+        "message": d.reason_zh,
+        "stopped": list(taken.stopped),
+    }
+
+
+def add_routes(app: web.Application, key: web.AppKey[Controller]) -> None:
+    def who(request: web.Request) -> str:
+        p = principal_of(request)
+        return p.name if p else f"anonymous@{request.remote}"
+
+    def bid_of(request: web.Request) -> int:
+        try:
+            return int(request.match_info["id"])
+        except ValueError:
+            raise web.HTTPBadRequest(reason="播发编号应为整数") from None
+
+    def action(
+        verb: Callable[[Controller], Callable[[int, str], Awaitable[Taken]]], audit_as: AuditAction
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handler(request: web.Request) -> web.Response:
+            bid = bid_of(request)
+            try:
+                taken = await verb(request.app[key])(bid, who(request))
+            except DeskError as exc:
+                await audit_request(request, audit_as, target=str(bid), detail={"refused": exc.message})
+                return json_response({"error": "refused", "message": exc.message}, status=exc.status)
+            await audit_request(
+                request, audit_as, target=str(bid), detail={"decision": str(taken.decision.action)}
+            )
+            return json_response(_taken_json(bid, taken))
+
+        return handler
+
+    async def stop(request: web.Request) -> web.Response:
+        bid = bid_of(request)
+        try:
+            sent = await request.app[key].desk.stop(bid, who(request))
+        except DeskError as exc:
+            return json_response({"error": "refused", "message": exc.message}, status=exc.status)
+        await audit_request(
+            request, AuditAction.BROADCAST_STOPPED, target=str(bid), detail={"stop_instructions": sent}
+        )
+        return json_response({"broadcast_id": bid, "stop_instructions": sent})
+
+    async def pending(request: web.Request) -> web.Response:
+        rows = await request.app[key].desk.pending()
+        return json_response(
+            {
+                "pending": [
+                    {
+                        "broadcast_id": r["id"],
+                        "ebm_id": r["ebm_id"],
+                        "title": r["title"],
+                        "severity": r["severity"],
+                        "kind": "hold_off" if r["policy_state"] == "held" else "approval",
+                        "composer": r["composer"],
+                        "hold_until": _iso(r["hold_until"]),
+                        "on_timeout": r["hold_on_timeout"],
+                        "received_at": _iso(r["received_at"]),
+                    }
+                    for r in rows
+                ]
+            }
+        )
+
+    async def decisions(request: web.Request) -> web.Response:
+        bid = bid_of(request)
+        rows = await request.app[key].desk.decisions(broadcast_id=bid)
+        return json_response(
+            {
+                "broadcast_id": bid,
+                "decisions": [
+                    {
+                        "at": _iso(r["at"]),
+                        "action": r["action"],
+                        "reason": r["reason"],
+                        "message": r["reason_zh"],
+                        "actor": r["actor"],
+                    }
+                    for r in rows
+                ],
+            }
+        )
+
+    async def sources(request: web.Request) -> web.Response:
+        feeds = request.app[key].feeds
+        return json_response({"feeds": feeds.health() if feeds is not None else []})
+
+    app.router.add_get("/api/pending", pending)
+    app.router.add_get("/api/sources", sources)
+    app.router.add_get("/api/broadcasts/{id}/decisions", decisions)
+    app.router.add_post("/api/broadcasts/{id}/stop", stop)
+    app.router.add_post(
+        "/api/broadcasts/{id}/approve", action(lambda c: c.desk.approve, AuditAction.MESSAGE_APPROVED)
+    )
+    app.router.add_post(
+        "/api/broadcasts/{id}/reject", action(lambda c: c.desk.reject, AuditAction.MESSAGE_REJECTED)
+    )
+    app.router.add_post(
+        "/api/broadcasts/{id}/release", action(lambda c: c.desk.release, AuditAction.BROADCAST_STARTED)
+    )
