@@ -167,7 +167,7 @@ class Dispatcher:
         left = self._seconds_left(live.order)
         if left > 0:
             await asyncio.sleep(left)
-        self.finish(live.order.ebm_id, DeliveryStatus.FAILED, FailureReason.EXPIRED, "消息已过结束时间")
+        await self._halt(live.order.ebm_id, DeliveryStatus.FAILED, FailureReason.EXPIRED, "消息已过结束时间")
 
     def on_terminal_online(self, terminal_code: str) -> None:
         """A terminal (re)connected: retry its parked deliveries of still-valid messages."""
@@ -198,19 +198,23 @@ class Dispatcher:
 
     async def stop(self, ebm_id: str) -> int:
         """Stop a broadcast on every terminal that has it; returns how many stop instructions went out."""
+        return await self._halt(ebm_id, DeliveryStatus.CANCELLED, FailureReason.CANCELLED, "已停止播发")
+
+    async def _halt(self, ebm_id: str, status: DeliveryStatus, reason: FailureReason, detail: str) -> int:
+        """Settle every unsettled delivery with ``status`` and tell the terminals that may be playing
+        to stop, so that an expired or stopped message really goes off the air."""
         live = self._live.get(ebm_id)
         if live is None:
             return 0
         targets = [
-            td
+            td.terminal_code
             for td in self._receipts.deliveries_of(ebm_id)
             if td.status in (DeliveryStatus.SENT, DeliveryStatus.ACKNOWLEDGED, DeliveryStatus.PLAYING)
         ]
-        self.finish(ebm_id, DeliveryStatus.CANCELLED, FailureReason.CANCELLED, "已停止播发")
+        self.finish(ebm_id, status, reason, detail)
 
         async def stop_one(code: str) -> None:
-            terminal = live.terminals[code]
-            adapter = self._registry.get(terminal.adapter)
+            adapter = self._registry.get(live.terminals[code].adapter)
             if adapter is None:
                 return
             try:
@@ -221,7 +225,7 @@ class Dispatcher:
             if res.outcome is not Outcome.ACCEPTED:
                 log.warning("stop of %s on %s not acknowledged: %s", ebm_id, code, res.detail)
 
-        await asyncio.gather(*(stop_one(td.terminal_code) for td in targets))
+        await asyncio.gather(*(stop_one(code) for code in targets))
         return len(targets)
 
     def live_orders(self) -> list[DeliveryOrder]:

@@ -7,7 +7,7 @@ on. Nothing is broadcast for a refused document. Never talks to adapters.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -15,10 +15,12 @@ from typing import Any
 from broadcast.clock import Clock
 from broadcast.desk import Desk
 from broadcast.model import MessageDraft, MsgType, SourceKind
+from broadcast.pipeline import resolve_targets
 from broadcast.policy import Action, Origin, Reason, cap_reference_keys
 from broadcast.sources.cap import CapError, CapErrorKind, CapStatus, parse_cap
 from broadcast.sources.cap_convert import to_draft
 from broadcast.sources.message_json import MessageJsonError, MessageJsonErrorKind, parse_message_json
+from terminals.geo import resolve_geometry
 from terminals.inventory import Inventory, UnknownAreaError
 
 
@@ -125,13 +127,14 @@ class Intake:
         if draft.msg_type is MsgType.CANCEL:
             return
         try:
-            targets = self._inventory.resolve(draft.area_codes)
+            targets = resolve_targets(self._inventory, draft)
         except UnknownAreaError as exc:
             raise Refused(RefusalKind.UNKNOWN_AREA, str(exc), codes=list(exc.codes)) from exc
         if not targets:
             raise Refused(
                 RefusalKind.UNKNOWN_AREA,
-                "消息没有可定位到本县终端的区域（缺少行政区划代码），未播发；请填写 6/9/12 位区划代码",
+                "消息没有可定位到本县终端的区域（行政区划代码缺失，或多边形/圆形范围内没有终端），未播发；"
+                "请填写 6/9/12 位区划代码或核对范围",
             )
 
     async def _take(
@@ -179,6 +182,9 @@ class Intake:
                 _CAP_KIND.get(exc.kind, RefusalKind.INVALID), exc.message, cap_error=str(exc.kind)
             ) from exc
         draft = conv.draft
+        if conv.polygons or conv.circles:
+            shaped = resolve_geometry(self._inventory, conv.polygons, conv.circles)
+            draft = replace(draft, terminal_codes=tuple(t.resource_code for t in shaped))
         origin = Origin(SourceKind.CAP, alert.sender, conv.cap_status in (CapStatus.EXERCISE, CapStatus.TEST))
         return await self._take(
             draft,

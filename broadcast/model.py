@@ -132,6 +132,8 @@ class MessageDraft:
     source: SourceRef
     related_ebm_id: str | None = None
     warnings: tuple[str, ...] = ()
+    # Terminals targeted by geometry (CAP polygon/circle) in addition to the area codes.
+    terminal_codes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not EVENT_TYPE_PATTERN.match(self.event_type):

@@ -35,6 +35,19 @@ from terminals.inventory import Inventory
 log = logging.getLogger(__name__)
 
 
+def resolve_targets(inventory: Inventory, draft: MessageDraft) -> tuple[TerminalRef, ...]:
+    """Terminals of the draft's areas plus those it names by geometry, in resource-code order."""
+    by_area = inventory.resolve(draft.area_codes) if draft.area_codes else ()
+    if not draft.terminal_codes:
+        return by_area
+    chosen = {t.resource_code: t for t in by_area}
+    for code in draft.terminal_codes:
+        t = inventory.terminal(code)
+        if t is not None:
+            chosen[code] = t
+    return tuple(chosen[c] for c in sorted(chosen))
+
+
 class Rendered(Protocol):
     @property
     def ref(self) -> AudioRef: ...
@@ -91,7 +104,7 @@ class Pipeline:
 
     def resolve(self, draft: MessageDraft) -> tuple[TerminalRef, ...]:
         """Targets of a draft; raises terminals.inventory.UnknownAreaError for unknown areas."""
-        return self._inventory.resolve(draft.area_codes)
+        return resolve_targets(self._inventory, draft)
 
     async def submit(
         self, draft: MessageDraft, *, actor: str = "", received_at: datetime | None = None
@@ -240,7 +253,7 @@ class Pipeline:
             if row["end_at"] <= self._clock.now():
                 await store.transition(self._engine, bid, BroadcastState.EXPIRED, self._clock.now())
                 continue
-            targets = self._inventory.resolve(draft.area_codes)
+            targets = self.resolve(draft)
             if row["state"] == str(BroadcastState.BROADCASTING) and row["audio_digest"]:
                 audio = AudioRef(row["audio_digest"], row["audio_format"], row["audio_duration_s"] or 0.0)
                 await self._dispatch(bid, ebm, draft, targets, audio)

@@ -75,6 +75,7 @@ def draft_to_record(draft: MessageDraft) -> dict[str, Any]:
         },
         "related_ebm_id": draft.related_ebm_id,
         "warnings": list(draft.warnings),
+        "terminal_codes": list(draft.terminal_codes),
     }
 
 
@@ -94,6 +95,7 @@ def record_to_draft(rec: dict[str, Any]) -> MessageDraft:
         source=SourceRef(SourceKind(src["kind"]), src["sender"], src["identifier"], src["sent"]),
         related_ebm_id=rec.get("related_ebm_id"),
         warnings=tuple(rec.get("warnings", ())),
+        terminal_codes=tuple(rec.get("terminal_codes", ())),
     )
 
 

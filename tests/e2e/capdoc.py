@@ -21,6 +21,7 @@ def make_cap(
     headline: str = "安宁市气象台发布暴雨红色预警[Ⅰ级/特别严重]",
     expires_in: timedelta = timedelta(hours=3),
     sent: datetime | None = None,
+    area_xml: str | None = None,
 ) -> bytes:
     sent = sent or datetime.now(UTC)
     refs = f"<references>{references}</references>" if references else ""
@@ -46,10 +47,11 @@ def make_cap(
     <headline>{headline}</headline>
     <description>安宁市气象台{sent.astimezone(UTC).hour}时发布暴雨红色预警信号：过去3小时连然街道、金方街道降雨量已达100毫米以上，且降雨将持续。请注意防范。</description>
     <instruction>1. 停止集会、停课、停业；2. 做好山洪、滑坡、泥石流等灾害的防御工作。</instruction>
-    <area>
-      <areaDesc>安宁市</areaDesc>
-      <geocode><valueName>CPEAS Geographic Code</valueName><value>{geocode}</value></geocode>
-    </area>
+    {area_xml or f"<area><areaDesc>安宁市</areaDesc><geocode><valueName>CPEAS Geographic Code</valueName><value>{geocode}</value></geocode></area>"}
   </info>
 </alert>
 """.encode()
+
+
+def reference(identifier: str, sent: datetime, sender: str = "Anning_Meteorological_Observatory") -> str:
+    return f"{sender},{identifier},{_t(sent)}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,36 +59,39 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 TOKENS = [{"name": "test-source", "token": TOKEN, "scopes": ["alerts:submit", "messages:submit", "read"]}]
 
 
-def settings_for(tmp_path: Path, **adapter: Any) -> Any:
-    return load_settings(
-        None,
-        {
-            "intake": {"tokens": TOKENS},
-            "server": {"port": 0},
-            "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'ebc.sqlite3'}"},
-            "audio": {"cache_dir": str(tmp_path / "audio")},
-            "dispatch": {"retry_initial_s": 0.05, "retry_max_s": 0.2},
-            "adapters": {"ip_speaker": {"port": 0, "ack_timeout_s": 1.0, **adapter}},
-        },
-        base_dir=tmp_path,
-    )
+def settings_for(tmp_path: Path, extra: dict[str, Any] | None = None, **adapter: Any) -> Any:
+    overrides: dict[str, Any] = {
+        "intake": {"tokens": TOKENS},
+        "server": {"port": 0},
+        "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'ebc.sqlite3'}"},
+        "audio": {"cache_dir": str(tmp_path / "audio")},
+        "dispatch": {"retry_initial_s": 0.05, "retry_max_s": 0.2},
+        "adapters": {"ip_speaker": {"port": 0, "ack_timeout_s": 1.0, **adapter}},
+    }
+    for section, values in (extra or {}).items():
+        overrides[section] = {**overrides.get(section, {}), **values}
+    return load_settings(None, overrides, base_dir=tmp_path)
 
 
-@pytest.fixture
-async def county(tmp_path: Path) -> AsyncIterator[County]:
-    controller = await Controller.create(settings_for(tmp_path))
+@asynccontextmanager
+async def running_county(
+    tmp_path: Path,
+    *,
+    area: str | None = None,
+    time_scale: float = 0.002,
+    extra: dict[str, Any] | None = None,
+) -> AsyncIterator[County]:
+    """The controller with simulated terminals attached: the whole county, or one area's terminals."""
+    controller = await Controller.create(settings_for(tmp_path, extra))
     await controller.start()
     adapter = controller.registry.get("ip_speaker")
     assert adapter is not None, controller.registry.describe()
+    terminals = controller.inventory.resolve([area]) if area else controller.inventory.terminals
     fleet = Fleet(
-        controller.inventory.terminals,
-        "127.0.0.1",
-        int(adapter.status()["port"]),
-        time_scale=0.002,
-        heartbeat_interval_s=5.0,
+        terminals, "127.0.0.1", int(adapter.status()["port"]), time_scale=time_scale, heartbeat_interval_s=5.0
     )
     await fleet.start()
-    n = len(controller.inventory.terminals)
+    n = len(terminals)
     await fleet.wait_connected(n, timeout=20.0)
     http = aiohttp.ClientSession(headers=AUTH)
     await wait_until(lambda: _online(controller), lambda k: k == n)
@@ -97,6 +101,12 @@ async def county(tmp_path: Path) -> AsyncIterator[County]:
         await http.close()
         await fleet.stop()
         await controller.close()
+
+
+@pytest.fixture
+async def county(tmp_path: Path) -> AsyncIterator[County]:
+    async with running_county(tmp_path) as c:
+        yield c
 
 
 async def _online(controller: Controller) -> int:

@@ -36,7 +36,9 @@ async def test_restart_mid_broadcast_completes_once(tmp_path: Path) -> None:
     second: Controller | None = None
     try:
         doc = make_cap(
-            f"53018141600000_{uuid.uuid4().hex[:12]}", STREET, headline="安宁市气象台发布暴雨橙色预警[Ⅱ级/严重]"
+            f"53018141600000_{uuid.uuid4().hex[:12]}",
+            STREET,
+            headline="安宁市气象台发布暴雨橙色预警[Ⅱ级/严重]",
         )
         url = f"http://127.0.0.1:{first.web_port}"
         async with http.post(f"{url}/api/alerts", data=doc) as resp:
