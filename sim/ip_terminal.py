@@ -2,8 +2,9 @@
 with its own ground truth of what it played and named fault levers (pyatv-style fake device).
 
 Owns: the terminal's TCP client (connect, register by heartbeat, heartbeat, reconnect with backoff),
-answering start/stop/query, fetching and "playing" the audio for its real duration × ``time_scale``,
-and the reports (task switch, broadcast result). Uses the same codec as the adapter.
+answering start/stop/query, streaming and "playing" the audio (playing starts with the first audio
+bytes — a live programme's opening chime — and lasts its real duration × ``time_scale``, at least
+until the stream ends), and the reports (task switch, broadcast result). Uses the same codec as the adapter.
 
 Never imports the controller core; only tests, the benchmark and the demo runner import ``sim``.
 Sleeping here is deliberate: it stands in for playback time, heartbeat intervals and backoff.
@@ -15,7 +16,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -54,9 +55,11 @@ from sim.mp3 import NotMpegAudio, mpeg_duration
 log = logging.getLogger(__name__)
 
 FETCH_FAILED = "音频获取失败"
+STREAM_BROKEN = "音频流中断"
 STOPPED = "播发已停止"
 PREEMPTED = "被新任务中断"
 SW_VERSION = "sim-1.0"
+AUDIBLE_BYTES = 512  # a few MP3 frames: enough to tell audio from an error page before "playing"
 
 
 @dataclass
@@ -84,12 +87,14 @@ class SimTerminal:
         reconnect_initial_s: float = 0.05,
         reconnect_max_s: float = 2.0,
         on_registered: Callable[[SimTerminal], None] | None = None,
+        stream_stall_s: float = 60.0,
     ) -> None:
         self.ref = ref
         self.code = ref.resource_code
         self.host = host
         self.port = port
         self.time_scale = time_scale
+        self.stream_stall_s = stream_stall_s  # longest silence on the audio connection before giving up
         self.heartbeat_interval_s = heartbeat_interval_s
         self._http = http
         self._variant = header_variant
@@ -423,46 +428,88 @@ class SimTerminal:
             task.cancel()
 
     async def _play(self, sb: StartBroadcast, after_s: float) -> None:
+        """Stream the audio: playing starts when the first audio arrives (TaskSwitch start) and lasts
+        until the stream has ended and its duration × ``time_scale`` has passed since the first bytes."""
         if after_s:
             await asyncio.sleep(after_s)  # reports never overtake the (delayed) reply
-        try:
-            duration = await self._fetch(sb.url)
-        except (aiohttp.ClientError, NotMpegAudio, TimeoutError, ValueError) as exc:
-            self.fetch_failures += 1
-            log.debug("sim terminal %s: fetching %s failed: %s", self.code, sb.url, exc)
-            now = self._now()
-            self._report(BroadcastResult(sb.ebm_id, 0, FETCH_FAILED, now, now, 0, now))
-            return
         task_type = TaskType.DAILY_SOURCE if sb.broadcast_type == 5 else TaskType.EMERGENCY_SOURCE
+        loop = asyncio.get_running_loop()
+        record: PlayRecord | None = None
+        start = 0
+        first_at = 0.0
+        data = bytearray()
+        try:
+            try:
+                async with self._open_audio(sb.url) as resp:
+                    async for chunk in resp.content.iter_any():
+                        data += chunk
+                        if record is None and _audible(data):
+                            first_at = loop.time()
+                            record, start = self._begin(sb, task_type)
+                if record is None:
+                    mpeg_duration(bytes(data))  # a short file: raises NotMpegAudio if it holds no audio
+                    first_at = loop.time()
+                    record, start = self._begin(sb, task_type)
+                duration = mpeg_duration(bytes(data))
+            except (aiohttp.ClientError, NotMpegAudio, TimeoutError, ValueError) as exc:
+                self.fetch_failures += 1
+                log.debug("sim terminal %s: fetching %s failed: %s", self.code, sb.url, exc)
+                now = self._now()
+                if record is None:
+                    self._report(BroadcastResult(sb.ebm_id, 0, FETCH_FAILED, now, now, 0, now))
+                    return
+                self._end(record, sb, task_type, start, STREAM_BROKEN)
+                return
+            await asyncio.sleep(max(0.0, first_at + duration * self.time_scale - loop.time()))
+        except asyncio.CancelledError:
+            if record is not None:
+                self._end(record, sb, task_type, start, self._cancel_reason)
+            raise
+        self._end(record, sb, task_type, start, None)
+
+    def _begin(self, sb: StartBroadcast, task_type: TaskType) -> tuple[PlayRecord, int]:
         record = PlayRecord(sb.ebm_id, self._clock.now())
         self.played.append(record)
         self._playing = sb.ebm_id
         self.work_state = WorkState.BROADCASTING
         start = self._now()
         self._request(TaskSwitch(TaskFlag.START, task_type, sb.ebm_id, start))
-        try:
-            await asyncio.sleep(duration * self.time_scale)
-        except asyncio.CancelledError:
-            record.ended_at = self._clock.now()
-            self._playing = None
-            self.work_state = WorkState.IDLE
-            if self._cancel_reason:
-                now = self._now()
-                self._report(BroadcastResult(sb.ebm_id, 0, self._cancel_reason, start, now, 0, now))
-                self._request(TaskSwitch(TaskFlag.END, task_type, sb.ebm_id, now))
-            raise
+        return record, start
+
+    def _end(
+        self, record: PlayRecord, sb: StartBroadcast, task_type: TaskType, start: int, failure: str | None
+    ) -> None:
+        """Playback over: completed when ``failure`` is None, else report why (empty: report nothing)."""
         record.ended_at = max(record.started_at, self._clock.now())
-        record.completed = True
+        record.completed = failure is None
         self._playing = None
         self.work_state = WorkState.IDLE
         now = self._now()
-        self._report(BroadcastResult(sb.ebm_id, 1, "播发成功", start, max(start, now), 1, now))
+        if failure is None:
+            self._report(BroadcastResult(sb.ebm_id, 1, "播发成功", start, max(start, now), 1, now))
+        elif failure:
+            self._report(BroadcastResult(sb.ebm_id, 0, failure, start, now, 0, now))
+        else:
+            return
         self._request(TaskSwitch(TaskFlag.END, task_type, sb.ebm_id, now))
 
-    async def _fetch(self, url: str | None) -> float:
+    @contextlib.asynccontextmanager
+    async def _open_audio(self, url: str | None) -> AsyncIterator[aiohttp.ClientResponse]:
         if not url or not url.startswith(("http://", "https://")):
             raise ValueError(f"no fetchable audio URL: {url!r}")
-        async with self._http.get(url, timeout=aiohttp.ClientTimeout(total=30)) as resp:
+        # No total deadline: a live programme grows while its speech is rendered. A stall is bounded.
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=self.stream_stall_s)
+        async with self._http.get(url, timeout=timeout) as resp:
             resp.raise_for_status()
-            data = await resp.read()
-        return mpeg_duration(data)
+            yield resp
+
+
+def _audible(data: bytearray) -> bool:
+    """Enough bytes to be sure this is MPEG audio (two frames' worth, checked by the frame walker)."""
+    if len(data) < AUDIBLE_BYTES:
+        return False
+    try:
+        mpeg_duration(bytes(data[:AUDIBLE_BYTES]))
+    except NotMpegAudio:
+        return False
+    return True

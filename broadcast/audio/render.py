@@ -1,7 +1,9 @@
 """Programme rendering (音频制作): text → attention tone + speech (+ repeats) + closing tone → MP3/WAV.
 
 Owns: the programme layout, choosing an engine through ``EngineChain``, loudness normalisation and
-encoding with ffmpeg, and the content key that makes a repeated render free.
+encoding with ffmpeg, and the content key that makes a repeated render free. For tone-first playout
+(``broadcast.audio.playout``) it also renders the speech alone (``Layout.SPEECH``) and the chimes as
+separately encoded MP3 parts (``chime_segments``) that concatenate into the same programme.
 
 Digests: ``RenderedAudio.ref.digest`` is the sha256 hex of the *encoded file's bytes* (the cache is
 content-addressed, so a URL made from it serves exactly those bytes and terminals can verify them). The
@@ -22,8 +24,10 @@ from pathlib import Path
 
 from broadcast.audio.cache import AudioCache, content_key
 from broadcast.audio.encode import (
+    RMS_BELOW_LUFS_DB,
     WORK_RATE,
     EncodeOptions,
+    Loudness,
     OutputFormat,
     encode,
     pcm_input_args,
@@ -165,13 +169,18 @@ class AudioRenderer:
     ) -> str:
         o = self.options
         # The full layout keeps its historical key (no "layout" part) so existing cache entries stay valid.
-        extra = {} if layout is Layout.FULL else {"layout": str(layout)}
+        extra: dict[str, object] = {} if layout is Layout.FULL else {"layout": str(layout)}
+        loud: list[object] | None = None
+        if o.loudnorm:
+            loud = [o.loudness_i, o.true_peak]
+            if o.loudness is not Loudness.LOUDNORM:  # the default method keeps its historical key
+                loud += [str(o.loudness), RMS_BELOW_LUFS_DB]
         return content_key(
             **extra, v=RENDER_VERSION, tone=TONE_VERSION, engine=engine.name, voice=engine.voice,
             settings=engine.settings, title=title, text=text, repeats=repeats, gap_s=gap_s, fmt=str(fmt),
             mp3=[o.mp3_rate, o.mp3_bitrate_k] if fmt is OutputFormat.MP3 else None,
             wav=o.wav_rate if fmt is OutputFormat.WAV else None,
-            loud=[o.loudness_i, o.true_peak] if o.loudnorm else None,
+            loud=loud,
         )
 
     async def _render(
