@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.registry import AdapterFactory, AdapterRegistry
 from broadcast.audio import AudioCache, AudioRenderer
 from broadcast.audio.normalize import normalise_for_speech
+from broadcast.audio.playout import LiveProgrammes
 from broadcast.audio.templates import load_templates
 from broadcast.clock import Clock, SystemClock
 from broadcast.desk import Desk
@@ -83,6 +84,7 @@ class Controller:
     audio_cache: AudioCache
     renderer: AudioRenderer
     pipeline: Pipeline
+    live: LiveProgrammes
     desk: Desk
     intake: Intake
     feeds: FeedPoller | None = None
@@ -125,6 +127,7 @@ class Controller:
         cache = AudioCache(settings.audio_cache_dir, max_bytes=settings.audio_max_bytes)
         renderer = AudioRenderer(cache, normalise=normalise_for_speech)
         templates = load_templates()
+        live = LiveProgrammes(renderer, clock)
 
         def script(draft: MessageDraft) -> tuple[str, str]:
             spoken = templates.render(draft, county_name=inventory.name)
@@ -140,6 +143,7 @@ class Controller:
             clock,
             audio_base_url=settings.audio_base_url(),
             script=script,
+            live=live,
         )
         receipts.on_settled = pipeline.on_settled
         desk = Desk(
@@ -158,6 +162,7 @@ class Controller:
             cache,
             renderer,
             pipeline,
+            live,
             desk,
             intake,
         )
@@ -175,6 +180,7 @@ class Controller:
         known = {r["resource_code"]: LinkState(r["link_state"]) for r in await list_terminals(self.engine)}
         # Nothing is connected before adapters start: whatever the last run left is stale.
         self.links.seed({code: LinkState.OFFLINE for code in known})
+        await self.live.warm()  # the chimes and the fallback notice, encoded once
         self.receipts.start()
         self.links.start()
         if serve_web:
@@ -233,6 +239,7 @@ class Controller:
             await self._http.close()
         await self.desk.close()
         await self.pipeline.close()
+        await self.live.close()
         await self.dispatcher.close()
         await self.registry.close_all()
         if self._runner is not None:

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from broadcast.audio.playout import LiveProgramme, LiveProgrammes, PlayoutError
 from broadcast.clock import BEIJING, Clock
 from broadcast.dispatch import Dispatcher
 from broadcast.lifecycle import TransitionError
@@ -89,6 +90,7 @@ class Pipeline:
         *,
         audio_base_url: str,
         script: Script = plain_script,
+        live: LiveProgrammes | None = None,
     ) -> None:
         self._engine = engine
         self._inventory = inventory
@@ -98,6 +100,7 @@ class Pipeline:
         self._clock = clock
         self.audio_base_url = audio_base_url.rstrip("/")
         self._script = script
+        self._live = live
         # Called when a broadcast starts going out (the intake desk stops what it supersedes).
         self.on_air: Callable[[int], Awaitable[None]] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -143,12 +146,19 @@ class Pipeline:
 
     async def hold(self, broadcast_id: int, *, detail: str, actor: str = "") -> None:
         await store.transition(
-            self._engine, broadcast_id, BroadcastState.PENDING_APPROVAL, self._clock.now(), actor=actor, detail=detail
+            self._engine,
+            broadcast_id,
+            BroadcastState.PENDING_APPROVAL,
+            self._clock.now(),
+            actor=actor,
+            detail=detail,
         )
 
     async def refuse(self, broadcast_id: int, state: BroadcastState, *, detail: str, actor: str = "") -> None:
         """A held or pending message that will never go on air (rejected or expired while waiting)."""
-        await store.transition(self._engine, broadcast_id, state, self._clock.now(), actor=actor, detail=detail)
+        await store.transition(
+            self._engine, broadcast_id, state, self._clock.now(), actor=actor, detail=detail
+        )
         await store.cancel_queued(self._engine, broadcast_id, self._clock.now(), detail)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -179,15 +189,46 @@ class Pipeline:
                 log.exception("could not mark broadcast %d failed", bid)
 
     async def _render_and_air(
-        self, bid: int, ebm: str, draft: MessageDraft, targets: Sequence[TerminalRef]
+        self,
+        bid: int,
+        ebm: str,
+        draft: MessageDraft,
+        targets: Sequence[TerminalRef],
+        *,
+        already_on_air: bool = False,
     ) -> None:
         title, text = self._script(draft)
         repeats = REPEATS_BY_SEVERITY.get(draft.severity, 1)
-        rendered = await self._renderer.render(title, text, repeats=repeats)
-        await store.set_audio(self._engine, bid, rendered.ref)
-        await self._go_on_air(bid, ebm, draft, targets, rendered.ref)
+        audio: AudioRef | None = None
+        if self._live is None:
+            rendered = await self._renderer.render(title, text, repeats=repeats)
+            await store.set_audio(self._engine, bid, rendered.ref)
+            audio = rendered.ref
+        else:
+            # Tone first: terminals get the attention chime at once; the speech follows in the same
+            # stream when rendered. TTS time never delays the first sound.
+            prog = await self._live.start(ebm, title, text, repeats=repeats, expires_at=draft.end_at)
+            self._spawn(self._record_audio(bid, ebm, prog))
+        if not already_on_air:
+            await store.transition(self._engine, bid, BroadcastState.BROADCASTING, self._clock.now())
+        await self._dispatch(bid, ebm, draft, targets, audio)
 
-    def _order(self, ebm: str, draft: MessageDraft, audio: AudioRef) -> DeliveryOrder:
+    async def _record_audio(self, bid: int, ebm: str, prog: LiveProgramme) -> None:
+        try:
+            ref = await prog.result()
+        except PlayoutError as exc:
+            # Terminals played the chime and the spoken fallback notice; say so in the history.
+            log.error("broadcast %d (%s): speech could not be produced: %s", bid, ebm, exc)
+            await store.note_event(self._engine, bid, self._clock.now(), detail=f"语音合成失败：{exc}")
+            return
+        await store.set_audio(self._engine, bid, ref)
+
+    def _order(self, ebm: str, draft: MessageDraft, audio: AudioRef | None) -> DeliveryOrder:
+        url = (
+            f"{self.audio_base_url}/audio/{audio.digest}.{audio.format}"
+            if audio is not None
+            else f"{self.audio_base_url}/audio/live/{ebm}.mp3"
+        )
         return DeliveryOrder(
             ebm_id=ebm,
             msg_type=draft.msg_type,
@@ -197,18 +238,12 @@ class Pipeline:
             start_at=draft.start_at,
             end_at=draft.end_at,
             title=draft.primary.title,
-            audio_url=f"{self.audio_base_url}/audio/{audio.digest}.{audio.format}",
+            audio_url=url,
             audio=audio,
         )
 
-    async def _go_on_air(
-        self, bid: int, ebm: str, draft: MessageDraft, targets: Sequence[TerminalRef], audio: AudioRef
-    ) -> None:
-        await store.transition(self._engine, bid, BroadcastState.BROADCASTING, self._clock.now())
-        await self._dispatch(bid, ebm, draft, targets, audio)
-
     async def _dispatch(
-        self, bid: int, ebm: str, draft: MessageDraft, targets: Sequence[TerminalRef], audio: AudioRef
+        self, bid: int, ebm: str, draft: MessageDraft, targets: Sequence[TerminalRef], audio: AudioRef | None
     ) -> None:
         await self._dispatcher.dispatch(bid, self._order(ebm, draft, audio), targets)
         if self._receipts.unsettled(bid) == 0:
@@ -264,7 +299,8 @@ class Pipeline:
                     continue
                 self._spawn(self._run(bid, ebm, draft, targets))
             else:
-                self._spawn(self._render_and_air(bid, ebm, draft, targets))
+                on_air = row["state"] == str(BroadcastState.BROADCASTING)
+                self._spawn(self._render_and_air(bid, ebm, draft, targets, already_on_air=on_air))
             resumed += 1
             log.info("broadcast %d (%s) resumed after restart", bid, ebm)
         return resumed

@@ -88,7 +88,9 @@ class DrillConfigFault(StrEnum):
 
 class DrillConfigError(ValueError):
     def __init__(self, fault: DrillConfigFault, drill_id: str, field_name: str, detail: str) -> None:
-        super().__init__(f"演练配置错误：演练 {drill_id!r} 字段 {field_name}：{detail}。请修正 [[drills]] 配置后重启。")
+        super().__init__(
+            f"演练配置错误：演练 {drill_id!r} 字段 {field_name}：{detail}。请修正 [[drills]] 配置后重启。"
+        )
         self.fault = fault
         self.drill_id = drill_id
         self.field = field_name
@@ -140,7 +142,9 @@ class DrillSpec:
         return f"drill:{self.drill_id}"
 
     def trigger(self) -> CronTrigger:
-        return CronTrigger(month=self.month, day=self.day, hour=self.hour, minute=self.minute, timezone=SHANGHAI)
+        return CronTrigger(
+            month=self.month, day=self.day, hour=self.hour, minute=self.minute, timezone=SHANGHAI
+        )
 
 
 def _cfg_str(entry: Mapping[str, Any], key: str, drill_id: str, default: str | None = None) -> str:
@@ -155,7 +159,9 @@ def _cfg_str(entry: Mapping[str, Any], key: str, drill_id: str, default: str | N
 def _cfg_int(entry: Mapping[str, Any], key: str, drill_id: str, default: int, lo: int, hi: int) -> int:
     value = entry.get(key, default)
     if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise DrillConfigError(DrillConfigFault.BAD_VALUE, drill_id, key, f"应为 {lo} 到 {hi} 的整数，实际为 {value!r}")
+        raise DrillConfigError(
+            DrillConfigFault.BAD_VALUE, drill_id, key, f"应为 {lo} 到 {hi} 的整数，实际为 {value!r}"
+        )
     return value
 
 
@@ -174,7 +180,9 @@ def drills_from_config(entries: Sequence[Mapping[str, Any]], default_area: str) 
             kind = DrillKind(kind_text)
         except ValueError:
             allowed = "/".join(k.value for k in DrillKind)
-            raise DrillConfigError(DrillConfigFault.BAD_VALUE, drill_id, "kind", f"取值应为 {allowed}") from None
+            raise DrillConfigError(
+                DrillConfigFault.BAD_VALUE, drill_id, "kind", f"取值应为 {allowed}"
+            ) from None
         areas = entry.get("areas", [default_area])
         if not isinstance(areas, list) or not areas or not all(isinstance(a, str) and a for a in areas):
             raise DrillConfigError(DrillConfigFault.BAD_VALUE, drill_id, "areas", "应为区域代码字符串列表")
@@ -200,8 +208,9 @@ def drills_from_config(entries: Sequence[Mapping[str, Any]], default_area: str) 
         try:
             spec.trigger()
         except ValueError as exc:
-            raise DrillConfigError(DrillConfigFault.BAD_VALUE, drill_id, "day/hour/minute/month",
-                                   f"不是有效的定时规则（{exc}）") from None
+            raise DrillConfigError(
+                DrillConfigFault.BAD_VALUE, drill_id, "day/hour/minute/month", f"不是有效的定时规则（{exc}）"
+            ) from None
         specs.append(spec)
     return specs
 
@@ -230,7 +239,9 @@ def slot_identifier(drill_id: str, slot: datetime) -> str:
     return f"{drill_id}@{slot.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
 
 
-def build_draft(spec: DrillSpec, slot: datetime, now: datetime, *, sender_name: str, sender_code: str) -> MessageDraft:
+def build_draft(
+    spec: DrillSpec, slot: datetime, now: datetime, *, sender_name: str, sender_code: str
+) -> MessageDraft:
     """The drill message for one slot; it airs from ``now`` (a late run still gets its full duration)."""
     return MessageDraft(
         msg_type=spec.msg_type,
@@ -243,22 +254,28 @@ def build_draft(spec: DrillSpec, slot: datetime, now: datetime, *, sender_name: 
         end_at=now + spec.duration,
         area_codes=spec.area_codes,
         contents=(Content("zho", spec.title, spec.text),),
-        source=SourceRef(SourceKind.SCHEDULE, f"drill:{spec.drill_id}", slot_identifier(spec.drill_id, slot),
-                         slot.astimezone(UTC).isoformat()),
+        source=SourceRef(
+            SourceKind.SCHEDULE,
+            f"drill:{spec.drill_id}",
+            slot_identifier(spec.drill_id, slot),
+            slot.astimezone(UTC).isoformat(),
+        ),
     )
 
 
 def sync_url(async_url: str) -> str | None:
     """Synchronous SQLAlchemy URL for the job store, or None when no synchronous driver is installed."""
     if async_url.startswith("sqlite+aiosqlite:"):
-        return "sqlite:" + async_url[len("sqlite+aiosqlite:"):]
+        return "sqlite:" + async_url[len("sqlite+aiosqlite:") :]
     if async_url.startswith("sqlite:"):
         return async_url
     if async_url.startswith("postgresql+asyncpg:"):
         if importlib.util.find_spec("psycopg") is None:
             return None
-        return "postgresql+psycopg:" + async_url[len("postgresql+asyncpg:"):]
-    raise DrillStoreError(f"不支持的数据库地址 {async_url.split(':')[0]}：演练定时只支持 SQLite 或 PostgreSQL。")
+        return "postgresql+psycopg:" + async_url[len("postgresql+asyncpg:") :]
+    raise DrillStoreError(
+        f"不支持的数据库地址 {async_url.split(':')[0]}：演练定时只支持 SQLite 或 PostgreSQL。"
+    )
 
 
 def jobstore_url(database_url: str, fallback_file: Path) -> str:
@@ -270,8 +287,11 @@ def jobstore_url(database_url: str, fallback_file: Path) -> str:
     url = sync_url(database_url)
     if url is not None:
         return url
-    log.warning("psycopg is not installed: drill schedule kept in %s (pip install 'psycopg[binary]' to keep it "
-                "in PostgreSQL)", fallback_file)
+    log.warning(
+        "psycopg is not installed: drill schedule kept in %s (pip install 'psycopg[binary]' to keep it "
+        "in PostgreSQL)",
+        fallback_file,
+    )
     fallback_file.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{fallback_file}"
 
@@ -283,7 +303,9 @@ Submitter = Callable[[MessageDraft, bool], Awaitable[int]]
 
 
 class _Submits(Protocol):
-    async def submit(self, draft: MessageDraft, *, actor: str = "", received_at: datetime | None = None) -> Any: ...
+    async def submit(
+        self, draft: MessageDraft, *, actor: str = "", received_at: datetime | None = None
+    ) -> Any: ...
 
 
 def pipeline_submitter(pipeline: _Submits) -> Submitter:
@@ -294,8 +316,10 @@ def pipeline_submitter(pipeline: _Submits) -> Submitter:
 
     async def submit(draft: MessageDraft, silent: bool) -> int:
         if silent:
-            log.warning("drill %s asked for a silent terminal check; the pipeline cannot mute yet, airing it",
-                        draft.source.identifier)
+            log.warning(
+                "drill %s asked for a silent terminal check; the pipeline cannot mute yet, airing it",
+                draft.source.identifier,
+            )
         result = await pipeline.submit(draft, actor=draft.source.sender)
         return int(result.broadcast_id)
 
@@ -318,8 +342,11 @@ async def run_drill_job(service: str, drill_id: str, anchor: str) -> None:
     """The APScheduler job: reconcile every due slot of one drill. Module-level so it can be pickled."""
     svc = _SERVICES.get(service)
     if svc is None:
-        log.error("drill %s fired but drill service %r is not running; it will be reconciled on start",
-                  drill_id, service)
+        log.error(
+            "drill %s fired but drill service %r is not running; it will be reconciled on start",
+            drill_id,
+            service,
+        )
         return
     await svc.reconcile(drill_id, anchor=datetime.fromisoformat(anchor))
 
@@ -353,7 +380,9 @@ class DrillService:
             rows = await conn.execute(
                 select(drill_runs).where(drill_runs.c.drill_id == drill_id).order_by(drill_runs.c.slot)
             )
-            return [DrillRun(r.drill_id, r.slot, DrillOutcome(r.outcome), r.broadcast_id, r.detail) for r in rows]
+            return [
+                DrillRun(r.drill_id, r.slot, DrillOutcome(r.outcome), r.broadcast_id, r.detail) for r in rows
+            ]
 
     async def _get(self, drill_id: str, slot: datetime) -> DrillRun | None:
         async with self.engine.connect() as conn:
@@ -362,11 +391,19 @@ class DrillService:
                     select(drill_runs).where(drill_runs.c.drill_id == drill_id, drill_runs.c.slot == slot)
                 )
             ).first()
-        return None if r is None else DrillRun(r.drill_id, r.slot, DrillOutcome(r.outcome), r.broadcast_id, r.detail)
+        return (
+            None
+            if r is None
+            else DrillRun(r.drill_id, r.slot, DrillOutcome(r.outcome), r.broadcast_id, r.detail)
+        )
 
     async def _record(self, run: DrillRun, now: datetime, *, exists: bool) -> DrillRun:
-        values = {"outcome": str(run.outcome), "decided_at": now, "broadcast_id": run.broadcast_id,
-                  "detail": run.detail}
+        values = {
+            "outcome": str(run.outcome),
+            "decided_at": now,
+            "broadcast_id": run.broadcast_id,
+            "detail": run.detail,
+        }
         async with self.engine.begin() as conn:
             if exists:
                 await conn.execute(
@@ -391,11 +428,19 @@ class DrillService:
             if existing is not None and existing.outcome is DrillOutcome.FAILED:
                 return existing
             late = now - slot
-            log.warning("drill %s slot %s missed: controller was not running (%s late, grace %s)",
-                        drill_id, slot.isoformat(), late, spec.grace)
+            log.warning(
+                "drill %s slot %s missed: controller was not running (%s late, grace %s)",
+                drill_id,
+                slot.isoformat(),
+                late,
+                spec.grace,
+            )
             return await self._record(
-                DrillRun(drill_id, slot, DrillOutcome.MISSED, None, f"错过：晚了 {late}，超过宽限 {spec.grace}"),
-                now, exists=existing is not None,
+                DrillRun(
+                    drill_id, slot, DrillOutcome.MISSED, None, f"错过：晚了 {late}，超过宽限 {spec.grace}"
+                ),
+                now,
+                exists=existing is not None,
             )
         if existing is None:
             await self._record(DrillRun(drill_id, slot, DrillOutcome.STARTED), now, exists=False)
@@ -408,13 +453,18 @@ class DrillService:
         except Exception as exc:
             log.exception("drill %s slot %s could not be submitted", drill_id, slot.isoformat())
             return await self._record(
-                DrillRun(drill_id, slot, DrillOutcome.FAILED, None, f"{type(exc).__name__}: {exc}"), now, exists=True
+                DrillRun(drill_id, slot, DrillOutcome.FAILED, None, f"{type(exc).__name__}: {exc}"),
+                now,
+                exists=True,
             )
         log.info("drill %s slot %s submitted as broadcast %d", drill_id, slot.isoformat(), bid)
-        return await self._record(DrillRun(drill_id, slot, DrillOutcome.SUBMITTED, bid, detail), now, exists=True)
+        return await self._record(
+            DrillRun(drill_id, slot, DrillOutcome.SUBMITTED, bid, detail), now, exists=True
+        )
 
-    async def reconcile(self, drill_id: str, *, anchor: datetime | None = None,
-                        now: datetime | None = None) -> list[DrillRun]:
+    async def reconcile(
+        self, drill_id: str, *, anchor: datetime | None = None, now: datetime | None = None
+    ) -> list[DrillRun]:
         """Handle every slot after the last settled one (or after ``anchor``) up to now."""
         spec = self.spec(drill_id)
         now = now or self.clock.now()
@@ -422,7 +472,9 @@ class DrillService:
         runs = await self.runs(drill_id)
         settled = [r.slot for r in runs if r.outcome in (DrillOutcome.SUBMITTED, DrillOutcome.MISSED)]
         after = max([anchor, *settled])
-        pending = sorted({*(r.slot for r in runs if r.slot > after), *slots_between(spec.trigger(), after, now)})
+        pending = sorted(
+            {*(r.slot for r in runs if r.slot > after), *slots_between(spec.trigger(), after, now)}
+        )
         return [await self.run_slot(drill_id, s, now=now) for s in pending]
 
     # -- scheduler ------------------------------------------------------------------------------------
@@ -452,7 +504,11 @@ class DrillService:
             anchor = datetime.fromisoformat(old.kwargs["anchor"]) if old is not None else now
             self._anchors[spec.drill_id] = anchor
             sched.add_job(
-                JOB_FUNC, spec.trigger(), id=spec.job_id, name=f"演练 {spec.drill_id}", replace_existing=True,
+                JOB_FUNC,
+                spec.trigger(),
+                id=spec.job_id,
+                name=f"演练 {spec.drill_id}",
+                replace_existing=True,
                 kwargs={"service": self.name, "drill_id": spec.drill_id, "anchor": anchor.isoformat()},
             )
             await self.reconcile(spec.drill_id, anchor=anchor, now=now)

@@ -40,23 +40,38 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--gap", type=float, default=1.0, help="seconds between repeats")
     p.add_argument("--format", choices=[f.value for f in OutputFormat], default="mp3")
-    p.add_argument("--engine", choices=["offline", "edge", "chain"], default="offline",
-                   help="offline = espeak-ng; edge = edge-tts (needs internet); chain = edge, then offline")
+    p.add_argument(
+        "--engine",
+        choices=["offline", "edge", "chain"],
+        default="offline",
+        help="offline = espeak-ng; edge = edge-tts (needs internet); chain = edge, then offline",
+    )
     p.add_argument("--voice", help=f"voice name, e.g. cmn / {' / '.join(KNOWN_VOICES)}")
     p.add_argument("--cache", type=Path, default=Path("var/audio"), help="audio cache directory")
     p.add_argument("--out", type=Path, help="also copy the file here")
     args = p.parse_args(list(argv))
     try:
         renderer = AudioRenderer(AudioCache(args.cache, DEFAULT_MAX_BYTES), _engines(args.engine, args.voice))
-        out = asyncio.run(renderer.render(args.title, args.text, repeats=args.repeats, gap_s=args.gap,
-                                          fmt=args.format))
+        out = asyncio.run(
+            renderer.render(args.title, args.text, repeats=args.repeats, gap_s=args.gap, fmt=args.format)
+        )
     except (ValueError, AllEnginesFailed, FfmpegError) as e:
         print(f"制作失败：{e}", file=sys.stderr)
         return 1
     if args.out:
         shutil.copyfile(out.path, args.out)
-    print(json.dumps({
-        "digest": out.ref.digest, "format": out.ref.format, "duration_s": out.ref.duration_s,
-        "engine": out.ref.engine, "voice": out.ref.voice, "path": str(out.path), "cached": out.from_cache,
-    }, ensure_ascii=False))
+    print(
+        json.dumps(
+            {
+                "digest": out.ref.digest,
+                "format": out.ref.format,
+                "duration_s": out.ref.duration_s,
+                "engine": out.ref.engine,
+                "voice": out.ref.voice,
+                "path": str(out.path),
+                "cached": out.from_cache,
+            },
+            ensure_ascii=False,
+        )
+    )
     return 0

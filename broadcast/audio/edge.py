@@ -102,9 +102,15 @@ class EdgeTtsEngine:
 
     async def _stream(self, text: str) -> tuple[bytes, list[dict[str, Any]]]:
         comm = edge_tts.Communicate(
-            text, self.voice, rate=self.rate, volume=self.volume, pitch=self.pitch,
-            boundary="SentenceBoundary", proxy=self.proxy,
-            connect_timeout=self.connect_timeout_s, receive_timeout=self.receive_timeout_s,
+            text,
+            self.voice,
+            rate=self.rate,
+            volume=self.volume,
+            pitch=self.pitch,
+            boundary="SentenceBoundary",
+            proxy=self.proxy,
+            connect_timeout=self.connect_timeout_s,
+            receive_timeout=self.receive_timeout_s,
         )
         chunks: list[bytes] = []
         boundaries: list[dict[str, Any]] = []

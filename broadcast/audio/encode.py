@@ -66,9 +66,25 @@ async def to_work_pcm(
         return await _gain_to_work_pcm(data, input_args, o, what=what, timeout_s=timeout_s)
     filters = ["-af", f"loudnorm=I={o.loudness_i}:TP={o.true_peak}:LRA=11"] if o.loudnorm else []
     out, _ = await run_ffmpeg(
-        [*input_args, "-i", "pipe:0", "-vn", *filters, "-ac", "1", "-ar", str(WORK_RATE),
-         "-f", "s16le", "-c:a", "pcm_s16le", "pipe:1"],
-        data, what=what, timeout_s=timeout_s,
+        [
+            *input_args,
+            "-i",
+            "pipe:0",
+            "-vn",
+            *filters,
+            "-ac",
+            "1",
+            "-ar",
+            str(WORK_RATE),
+            "-f",
+            "s16le",
+            "-c:a",
+            "pcm_s16le",
+            "pipe:1",
+        ],
+        data,
+        what=what,
+        timeout_s=timeout_s,
     )
     return out
 
@@ -78,9 +94,26 @@ async def _gain_to_work_pcm(
 ) -> bytes:
     """Convert while measuring (one ffmpeg pass), then apply one gain (a second, cheap pass)."""
     pcm, err = await run_ffmpeg(
-        [*input_args, "-i", "pipe:0", "-vn", "-af", "volumedetect", "-ac", "1", "-ar", str(WORK_RATE),
-         "-f", "s16le", "-c:a", "pcm_s16le", "pipe:1"],
-        data, what=f"{what} (measure)", timeout_s=timeout_s,
+        [
+            *input_args,
+            "-i",
+            "pipe:0",
+            "-vn",
+            "-af",
+            "volumedetect",
+            "-ac",
+            "1",
+            "-ar",
+            str(WORK_RATE),
+            "-f",
+            "s16le",
+            "-c:a",
+            "pcm_s16le",
+            "pipe:1",
+        ],
+        data,
+        what=f"{what} (measure)",
+        timeout_s=timeout_s,
     )
     levels = {k: float(v) for k, v in _VOLUME_RE.findall(err)}
     mean, peak = levels.get("mean", float("-inf")), levels.get("max", float("-inf"))
@@ -94,9 +127,21 @@ async def _gain_to_work_pcm(
     limit = 10 ** (o.true_peak / 20)
     chain = f"volume={gain:.2f}dB,alimiter=limit={limit:.4f}:attack=1:release=50:level=disabled"
     out, _ = await run_ffmpeg(
-        [*pcm_input_args(WORK_RATE), "-i", "pipe:0", "-af", chain,
-         "-f", "s16le", "-c:a", "pcm_s16le", "pipe:1"],
-        pcm, what=f"{what} (gain)", timeout_s=timeout_s,
+        [
+            *pcm_input_args(WORK_RATE),
+            "-i",
+            "pipe:0",
+            "-af",
+            chain,
+            "-f",
+            "s16le",
+            "-c:a",
+            "pcm_s16le",
+            "pipe:1",
+        ],
+        pcm,
+        what=f"{what} (gain)",
+        timeout_s=timeout_s,
     )
     return out
 
@@ -108,11 +153,35 @@ def pcm_input_args(sample_rate: int) -> list[str]:
 async def encode(pcm: bytes, fmt: OutputFormat, options: EncodeOptions, *, timeout_s: float = 120.0) -> bytes:
     """Encode work PCM to ``fmt`` (MP3 mono CBR, or a complete RIFF/WAVE 16-bit mono file)."""
     o = options
-    args = [*pcm_input_args(WORK_RATE), "-i", "pipe:0",
-            "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:a", "+bitexact", "-ac", "1"]
+    args = [
+        *pcm_input_args(WORK_RATE),
+        "-i",
+        "pipe:0",
+        "-map_metadata",
+        "-1",
+        "-fflags",
+        "+bitexact",
+        "-flags:a",
+        "+bitexact",
+        "-ac",
+        "1",
+    ]
     if fmt is OutputFormat.MP3:
-        args += ["-ar", str(o.mp3_rate), "-c:a", "libmp3lame", "-b:a", f"{o.mp3_bitrate_k}k",
-                 "-id3v2_version", "0", "-write_xing", "0", "-f", "mp3", "pipe:1"]
+        args += [
+            "-ar",
+            str(o.mp3_rate),
+            "-c:a",
+            "libmp3lame",
+            "-b:a",
+            f"{o.mp3_bitrate_k}k",
+            "-id3v2_version",
+            "0",
+            "-write_xing",
+            "0",
+            "-f",
+            "mp3",
+            "pipe:1",
+        ]
         out, _ = await run_ffmpeg(args, pcm, what="encode mp3", timeout_s=timeout_s)
         return out
     # ffmpeg cannot fill in WAV sizes when writing to a pipe, so wrap raw PCM ourselves.

@@ -52,9 +52,7 @@ class AllEnginesFailed(Exception):
     def __init__(self, errors: Sequence[TtsError]) -> None:
         self.errors = tuple(errors)
         summary = "; ".join(f"{e.engine}: {e.failure}" for e in self.errors) or "no engines configured"
-        super().__init__(
-            f"语音合成失败（{summary}）。请检查网络或离线语音引擎，或上传录音后重试。"
-        )
+        super().__init__(f"语音合成失败（{summary}）。请检查网络或离线语音引擎，或上传录音后重试。")
 
 
 @dataclass(frozen=True)
@@ -178,8 +176,13 @@ class EngineChain:
         delay = min(self._max_backoff_s, self._backoff_s * 2 ** (h.failures - 1))
         h.down_until = self._clock.monotonic() + delay
         if h.failures == 1:
-            log.warning("TTS engine %s (%s) is down, skipping it for %.0f s: %s",
-                        engine.name, engine.voice, delay, error)
+            log.warning(
+                "TTS engine %s (%s) is down, skipping it for %.0f s: %s",
+                engine.name,
+                engine.voice,
+                delay,
+                error,
+            )
 
     def _succeeded(self, engine: TtsEngine) -> None:
         h = self._health[self._index(engine)]

@@ -37,8 +37,13 @@ async def run_ffmpeg(
 ) -> tuple[bytes, str]:
     """Run ``ffmpeg <args>`` feeding ``stdin``; return (stdout, stderr text). Raise ``FfmpegError``."""
     proc = await asyncio.create_subprocess_exec(
-        ffmpeg_exe(), "-hide_banner", "-nostats", *args,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-nostats",
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         async with asyncio.timeout(timeout_s):

@@ -136,8 +136,10 @@ class LiveProgramme:
 
     def fail(self, exc: BaseException) -> None:
         """Rendering failed: clients get the fallback notice and the closing chime."""
-        err = exc if isinstance(exc, PlayoutError) else PlayoutError(
-            self.ebm_id, PlayoutFailure.RENDER_FAILED, f"{type(exc).__name__}: {exc}"
+        err = (
+            exc
+            if isinstance(exc, PlayoutError)
+            else PlayoutError(self.ebm_id, PlayoutFailure.RENDER_FAILED, f"{type(exc).__name__}: {exc}")
         )
         if not self._stored.done():
             self._stored.set_exception(err)
@@ -168,8 +170,11 @@ class LiveProgramme:
         except TimeoutError:
             self.waits_timed_out += 1
             if self.waits_timed_out == 1:
-                log.warning("live programme %s: no speech within %.0f s, ending the stream with the "
-                            "fallback notice", self.ebm_id, self._speech_wait_s)
+                log.warning(
+                    "live programme %s: no speech within %.0f s, ending the stream with the fallback notice",
+                    self.ebm_id,
+                    self._speech_wait_s,
+                )
         settled = self._settled
         for chunk in self._chunks(settled.middle if settled is not None else self._fallback):
             yield chunk
@@ -194,7 +199,9 @@ class LiveProgramme:
     def _cancel(self) -> None:
         if self._task is not None and not self._task.done():
             self._task.cancel()
-        self.fail(PlayoutError(self.ebm_id, PlayoutFailure.EXPIRED, f"ended at {self.expires_at.isoformat()}"))
+        self.fail(
+            PlayoutError(self.ebm_id, PlayoutFailure.EXPIRED, f"ended at {self.expires_at.isoformat()}")
+        )
 
 
 class LiveProgrammes:
@@ -248,8 +255,12 @@ class LiveProgrammes:
         if self._chimes is None:
             raise PlayoutError(ebm_id, PlayoutFailure.NOT_WARMED, "chimes not encoded")
         prog = LiveProgramme(
-            ebm_id, expires_at, self._chimes, fallback=self._fallback,
-            speech_wait_s=self._speech_wait_s, chunk_bytes=self._chunk,
+            ebm_id,
+            expires_at,
+            self._chimes,
+            fallback=self._fallback,
+            speech_wait_s=self._speech_wait_s,
+            chunk_bytes=self._chunk,
         )
         self._live[ebm_id] = prog
         return prog
@@ -269,6 +280,7 @@ class LiveProgrammes:
         await self.warm()
         prog = self.open(ebm_id, expires_at)
         if prog._task is None and not prog.settled:
+
             def render() -> Awaitable[RenderedAudio]:
                 return self.renderer.render(title, text, repeats=repeats, gap_s=gap_s, layout=Layout.SPEECH)
 
@@ -317,8 +329,12 @@ class LiveProgrammes:
             prog.fail(exc)
             return
         chimes, ref = prog._chimes, rendered.ref
-        prog._stored_as(AudioRef(
-            digest=digest, format="mp3",
-            duration_s=round(chimes.opening_s + ref.duration_s + chimes.closing_s, 3),
-            engine=ref.engine, voice=ref.voice,
-        ))
+        prog._stored_as(
+            AudioRef(
+                digest=digest,
+                format="mp3",
+                duration_s=round(chimes.opening_s + ref.duration_s + chimes.closing_s, 3),
+                engine=ref.engine,
+                voice=ref.voice,
+            )
+        )

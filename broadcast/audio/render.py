@@ -164,7 +164,13 @@ class AudioRenderer:
         return await asyncio.shield(running)
 
     def key_for(
-        self, engine: TtsEngine, title: str, text: str, repeats: int, gap_s: float, fmt: OutputFormat,
+        self,
+        engine: TtsEngine,
+        title: str,
+        text: str,
+        repeats: int,
+        gap_s: float,
+        fmt: OutputFormat,
         layout: Layout = Layout.FULL,
     ) -> str:
         o = self.options
@@ -176,8 +182,17 @@ class AudioRenderer:
             if o.loudness is not Loudness.LOUDNORM:  # the default method keeps its historical key
                 loud += [str(o.loudness), RMS_BELOW_LUFS_DB]
         return content_key(
-            **extra, v=RENDER_VERSION, tone=TONE_VERSION, engine=engine.name, voice=engine.voice,
-            settings=engine.settings, title=title, text=text, repeats=repeats, gap_s=gap_s, fmt=str(fmt),
+            **extra,
+            v=RENDER_VERSION,
+            tone=TONE_VERSION,
+            engine=engine.name,
+            voice=engine.voice,
+            settings=engine.settings,
+            title=title,
+            text=text,
+            repeats=repeats,
+            gap_s=gap_s,
+            fmt=str(fmt),
             mp3=[o.mp3_rate, o.mp3_bitrate_k] if fmt is OutputFormat.MP3 else None,
             wav=o.wav_rate if fmt is OutputFormat.WAV else None,
             loud=loud,
@@ -204,8 +219,11 @@ class AudioRenderer:
         data = await encode(pcm, fmt, self.options, timeout_s=self._ffmpeg_timeout_s)
         digest, path = await asyncio.to_thread(self.cache.put, data, str(fmt))
         ref = AudioRef(
-            digest=digest, format=str(fmt), duration_s=round(len(pcm) / 2 / WORK_RATE, 3),
-            engine=engine.name, voice=engine.voice,
+            digest=digest,
+            format=str(fmt),
+            duration_s=round(len(pcm) / 2 / WORK_RATE, 3),
+            engine=engine.name,
+            voice=engine.voice,
         )
         key = self.key_for(engine, title, text, repeats, gap_s, fmt, layout)
         await asyncio.to_thread(self.cache.bind, key, ref)
@@ -216,10 +234,15 @@ class AudioRenderer:
         body = silence_pcm(WORK_RATE, gap_s).join([one] * repeats)
         if layout is Layout.SPEECH:
             return body
-        return b"".join((
-            chime_pcm(WORK_RATE), silence_pcm(WORK_RATE, LEAD_IN_S), body,
-            silence_pcm(WORK_RATE, LEAD_OUT_S), chime_pcm(WORK_RATE, closing=True),
-        ))
+        return b"".join(
+            (
+                chime_pcm(WORK_RATE),
+                silence_pcm(WORK_RATE, LEAD_IN_S),
+                body,
+                silence_pcm(WORK_RATE, LEAD_OUT_S),
+                chime_pcm(WORK_RATE, closing=True),
+            )
+        )
 
     async def _to_work_pcm(self, speech: Speech) -> bytes:
         """Speech as work-rate PCM, loudness-normalised on its own so every engine and voice sits at the
@@ -232,6 +255,9 @@ class AudioRenderer:
         else:
             src = ["-f", "mp3"]
         return await to_work_pcm(
-            speech.data, src, self.options, what=f"prepare speech from {speech.engine}",
+            speech.data,
+            src,
+            self.options,
+            what=f"prepare speech from {speech.engine}",
             timeout_s=self._ffmpeg_timeout_s,
         )

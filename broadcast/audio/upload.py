@@ -130,8 +130,12 @@ async def validate_upload(
     if max(samples, default=0) < SILENCE_PEAK and -min(samples, default=0) < SILENCE_PEAK:
         raise reject(UploadProblem.SILENT, "录音里没有声音（全是静音），请检查麦克风后重新录制。")
     result = ValidatedAudio(
-        filename=filename, codec=m.group("codec"), sample_rate=rate, channels=_channels(m.group("layout")),
-        duration_s=round(duration, 3), size_bytes=len(data),
+        filename=filename,
+        codec=m.group("codec"),
+        sample_rate=rate,
+        channels=_channels(m.group("layout")),
+        duration_s=round(duration, 3),
+        size_bytes=len(data),
     )
     if cache is None:
         return result
@@ -149,9 +153,27 @@ async def _decode(data: bytes, max_duration_s: float) -> tuple[bytes, str]:
     path = await asyncio.to_thread(_write_temp, data)
     try:
         return await run_ffmpeg(
-            ["-i", str(path), "-map", "0:a:0", "-t", f"{max_duration_s + 1:.3f}", "-vn", "-ac", "1",
-             "-ar", str(WORK_RATE), "-f", "s16le", "-c:a", "pcm_s16le", "pipe:1"],
-            b"", what="decode upload", timeout_s=60.0,
+            [
+                "-i",
+                str(path),
+                "-map",
+                "0:a:0",
+                "-t",
+                f"{max_duration_s + 1:.3f}",
+                "-vn",
+                "-ac",
+                "1",
+                "-ar",
+                str(WORK_RATE),
+                "-f",
+                "s16le",
+                "-c:a",
+                "pcm_s16le",
+                "pipe:1",
+            ],
+            b"",
+            what="decode upload",
+            timeout_s=60.0,
         )
     finally:
         await asyncio.to_thread(os.unlink, path)

@@ -429,8 +429,15 @@ class EBDResponse:
 InfoBody = EBRPSInfo | EBRSTInfo | EBRASInfo | EBRBSInfo | EBRDTInfo
 StateBody = EBRPSState | EBRASState | EBRBSState | EBRDTState
 Body = (
-    EBM | EBMStateRequest | EBMStateResponse | EBMBrdLog | OMDRequest | InfoBody | StateBody
-    | ConnectionCheck | EBDResponse
+    EBM
+    | EBMStateRequest
+    | EBMStateResponse
+    | EBMBrdLog
+    | OMDRequest
+    | InfoBody
+    | StateBody
+    | ConnectionCheck
+    | EBDResponse
 )
 
 INFO_BODIES: dict[EBDType, type[_InfoBody]] = {

@@ -123,8 +123,10 @@ def read_members(
                 if not info.isfile():
                     raise _unsafe(f"tar member {info.name!r} is a link or special file")
                 if info.size > max_member_bytes:
-                    raise EbdError(EbdErrorKind.TOO_LARGE,
-                                   f"tar member {info.name!r} is {info.size} bytes, limit {max_member_bytes}")
+                    raise EbdError(
+                        EbdErrorKind.TOO_LARGE,
+                        f"tar member {info.name!r} is {info.size} bytes, limit {max_member_bytes}",
+                    )
                 total += info.size
                 if total > max_total_bytes:
                     raise EbdError(EbdErrorKind.TOO_LARGE, f"package content exceeds {max_total_bytes} bytes")

@@ -135,8 +135,10 @@ class SignatureFile:
 def build_signature_xml(sig: SignatureFile) -> bytes:
     """Form A, element order as in the field samples."""
     time_hex = "" if sig.signature_time is None else f"{sig.signature_time:08X}"
-    related = "" if sig.related_ebd_id is None else (
-        f"  <RelatedEBD>\n    <EBDID>{escape(sig.related_ebd_id)}</EBDID>\n  </RelatedEBD>\n"
+    related = (
+        ""
+        if sig.related_ebd_id is None
+        else (f"  <RelatedEBD>\n    <EBDID>{escape(sig.related_ebd_id)}</EBDID>\n  </RelatedEBD>\n")
     )
     text = (
         '<?xml version="1.0" encoding="UTF-8"?>\n<Signature>\n'
@@ -342,8 +344,9 @@ def load_public_key(text: str | bytes) -> PublicKey:
 
 
 def private_key_to_pem(key: PrivateKey) -> str:
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     return pem.decode("ascii")
 
 

@@ -132,8 +132,11 @@ class _Reader:
         try:
             return parse_time(value)
         except ValueError:
-            raise self.fail(EbdErrorKind.INVALID_VALUE, f"{where}/{tags[0]} is not a time: {value!r}",
-                            f"{where}/{tags[0]}") from None
+            raise self.fail(
+                EbdErrorKind.INVALID_VALUE,
+                f"{where}/{tags[0]} is not a time: {value!r}",
+                f"{where}/{tags[0]}",
+            ) from None
 
     def req_time(self, el: Element | None, where: str, *tags: str) -> datetime:
         value = self.opt_time(el, where, *tags)
@@ -148,8 +151,11 @@ class _Reader:
         try:
             return int(value)
         except ValueError:
-            raise self.fail(EbdErrorKind.INVALID_VALUE, f"{where}/{tags[0]} is not a number: {value!r}",
-                            f"{where}/{tags[0]}") from None
+            raise self.fail(
+                EbdErrorKind.INVALID_VALUE,
+                f"{where}/{tags[0]} is not a number: {value!r}",
+                f"{where}/{tags[0]}",
+            ) from None
 
     def req_int(self, el: Element | None, where: str, *tags: str) -> int:
         value = self.opt_int(el, where, *tags)
@@ -187,8 +193,9 @@ def _basic(r: _Reader, el: Element | None, where: str, outer: Element | None = N
     try:
         msg_type = MsgType(msg_type_num)
     except ValueError:
-        raise r.fail(EbdErrorKind.INVALID_VALUE, f"{where}/MsgType {msg_type_num} is not 1–5",
-                     f"{where}/MsgType") from None
+        raise r.fail(
+            EbdErrorKind.INVALID_VALUE, f"{where}/MsgType {msg_type_num} is not 1–5", f"{where}/MsgType"
+        ) from None
     start = r.opt_time(el, where, "StartTime") or r.opt_time(outer, where, "StartTime")
     end = r.opt_time(el, where, "EndTime") or r.opt_time(outer, where, "EndTime")
     if start is None or end is None:
@@ -237,7 +244,8 @@ def _dispatch(r: _Reader, el: Element) -> Dispatch:
 
     systems = tuple(
         DispatchBrdSys(r.opt(b, "BrdSysType") or "", r.opt(b, "BrdSysInfo") or "")
-        for tag in ("EBRBS", "EBEBS") for b in r.children(el, tag)
+        for tag in ("EBRBS", "EBEBS")
+        for b in r.children(el, tag)
     )
     return Dispatch(r.opt(el, "LanguageCode"), ids("EBRPS"), ids("EBRST"), ids("EBRAS", "EBEAS"), systems)
 
@@ -292,16 +300,32 @@ def _params(r: _Reader, el: Element | None, where: str) -> ReportParams | None:
     if rpt_type_text is not None:
         lookup = {t.value.lower(): t for t in RptType}
         if rpt_type_text.lower() not in lookup:
-            raise r.fail(EbdErrorKind.INVALID_VALUE, f"{where}/RptType must be Full or Incremental, got "
-                         f"{rpt_type_text!r}", f"{where}/RptType")
+            raise r.fail(
+                EbdErrorKind.INVALID_VALUE,
+                f"{where}/RptType must be Full or Incremental, got {rpt_type_text!r}",
+                f"{where}/RptType",
+            )
         rpt_type = lookup[rpt_type_text.lower()]
     return ReportParams(r.opt_time(el, where, "RptStartTime"), r.opt_time(el, where, "RptEndTime"), rpt_type)
 
 
-_INFO_KNOWN = frozenset({
-    "RptTime", "RptType", "RelatedEBRPS", "RelatedEBRST", "RelatedEBRAS", "EBRID", "EBRName", "Address",
-    "Contact", "PhoneNumber", "URL", "Longitude", "Latitude",
-})
+_INFO_KNOWN = frozenset(
+    {
+        "RptTime",
+        "RptType",
+        "RelatedEBRPS",
+        "RelatedEBRST",
+        "RelatedEBRAS",
+        "EBRID",
+        "EBRName",
+        "Address",
+        "Contact",
+        "PhoneNumber",
+        "URL",
+        "Longitude",
+        "Latitude",
+    }
+)
 
 
 def _info_record(r: _Reader, el: Element, where: str) -> ResourceInfo:
@@ -358,41 +382,56 @@ def _parse_body(r: _Reader, ebd_type: EBDType, el: Element) -> Body:
             ebm = r.child(item, "EBM")
             basic_el, content_el = r.child(ebm, "MsgBasicInfo"), r.child(ebm, "MsgContent")
             units = tuple(
-                Unit(r.ebrid(u, "EBRPS"), r.opt(u, "UnitId"), r.opt(u, "UnitName"), r.opt(u, "PersonID"),
-                     r.opt(u, "PersonName"))
+                Unit(
+                    r.ebrid(u, "EBRPS"),
+                    r.opt(u, "UnitId"),
+                    r.opt(u, "UnitName"),
+                    r.opt(u, "PersonID"),
+                    r.opt(u, "PersonName"),
+                )
                 for u in r.children(r.child(item, "UnitInfo") or Element("_"), "Unit")
             )
-            items.append(EBMBrdItem(
-                ebm_id=r.ebm_id(ebm, f"{iw}/EBM"),
-                basic=None if basic_el is None else _basic(r, basic_el, f"{iw}/EBM"),
-                content=None if content_el is None else _content(r, content_el, f"{iw}/EBM"),
-                units=units,
-                brd_state_code=r.opt_int(item, iw, "BrdStateCode"),
-                brd_state_desc=r.opt(item, "BrdStateDesc"),
-                coverage=_coverage(r, r.child(item, "Coverage")),
-                res_brd_info=_res_brd_info(r, r.child(item, "ResBrdInfo"), iw),
-            ))
+            items.append(
+                EBMBrdItem(
+                    ebm_id=r.ebm_id(ebm, f"{iw}/EBM"),
+                    basic=None if basic_el is None else _basic(r, basic_el, f"{iw}/EBM"),
+                    content=None if content_el is None else _content(r, content_el, f"{iw}/EBM"),
+                    units=units,
+                    brd_state_code=r.opt_int(item, iw, "BrdStateCode"),
+                    brd_state_desc=r.opt(item, "BrdStateDesc"),
+                    coverage=_coverage(r, r.child(item, "Coverage")),
+                    res_brd_info=_res_brd_info(r, r.child(item, "ResBrdInfo"), iw),
+                )
+            )
         return EBMBrdLog(tuple(items), _params(r, r.child(el, "Params"), where))
     if ebd_type is EBDType.OMD_REQUEST:
         omd_text = r.req(el, where, "OMDType")
         try:
             omd_type = OMDType(omd_text)
         except ValueError:
-            raise r.fail(EbdErrorKind.INVALID_VALUE, f"{where}/OMDType {omd_text!r} is not supported",
-                         f"{where}/OMDType") from None
+            raise r.fail(
+                EbdErrorKind.INVALID_VALUE,
+                f"{where}/OMDType {omd_text!r} is not supported",
+                f"{where}/OMDType",
+            ) from None
         return OMDRequest(omd_type, _params(r, r.child(el, "Params"), where))
     if ebd_type in INFO_BODIES:
         info_cls = INFO_BODIES[ebd_type]
-        records = tuple(_info_record(r, c, f"{where}/{info_cls.RECORD_TAG}")
-                        for c in r.children(el, info_cls.RECORD_TAG))
+        records = tuple(
+            _info_record(r, c, f"{where}/{info_cls.RECORD_TAG}") for c in r.children(el, info_cls.RECORD_TAG)
+        )
         result: Any = info_cls(records, _params(r, r.child(el, "Params"), where))
         return result  # type: ignore[no-any-return]
     if ebd_type in STATE_BODIES:
         state_cls = STATE_BODIES[ebd_type]
         rw = f"{where}/{state_cls.RECORD_TAG}"
         states = tuple(
-            ResourceState(r.req(c, rw, "EBRID"), r.req_int(c, rw, "StateCode"), r.opt_time(c, rw, "RptTime"),
-                          r.opt(c, "StateDesc") or "")
+            ResourceState(
+                r.req(c, rw, "EBRID"),
+                r.req_int(c, rw, "StateCode"),
+                r.opt_time(c, rw, "RptTime"),
+                r.opt(c, "StateDesc") or "",
+            )
             for c in r.children(el, state_cls.RECORD_TAG)
         )
         state_result: Any = state_cls(states, _params(r, r.child(el, "Params"), where))
@@ -403,8 +442,9 @@ def _parse_body(r: _Reader, ebd_type: EBDType, el: Element) -> Body:
     try:
         result_code = ResultCode(code)
     except ValueError:
-        raise r.fail(EbdErrorKind.INVALID_VALUE, f"{where}/ResultCode {code} is not 0–5",
-                     f"{where}/ResultCode") from None
+        raise r.fail(
+            EbdErrorKind.INVALID_VALUE, f"{where}/ResultCode {code} is not 0–5", f"{where}/ResultCode"
+        ) from None
     return EBDResponse(result_code, r.opt(el, "ResultDesc") or "")
 
 

@@ -31,11 +31,15 @@ from terminals.inventory import InventoryError, load_inventory
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ebc report", description="生成效果评估、终端运维与演练报告（HTML/CSV/JSON）")
+    p = argparse.ArgumentParser(
+        prog="ebc report", description="生成效果评估、终端运维与演练报告（HTML/CSV/JSON）"
+    )
     p.add_argument("--config", help="TOML file merged over config/ebc.toml")
     p.add_argument("--database", help="database URL (default from config)")
     p.add_argument("--out", help="output directory (default var/reports)")
-    p.add_argument("--keep-days", type=int, default=400, help="keep a copy in the database this many days (0: no)")
+    p.add_argument(
+        "--keep-days", type=int, default=400, help="keep a copy in the database this many days (0: no)"
+    )
     sub = p.add_subparsers(dest="what", required=True)
     b = sub.add_parser("broadcast", help="effect evaluation of one broadcast")
     b.add_argument("broadcast_id", type=int)
@@ -43,8 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     g = h.add_mutually_exclusive_group(required=True)
     g.add_argument("--month", help="YYYY-MM (Beijing time)")
     g.add_argument("--day", help="YYYY-MM-DD (Beijing time)")
-    h.add_argument("--chronic-days", type=float, default=DEFAULT_CHRONIC_DAYS,
-                   help="list terminals offline at least this many consecutive days")
+    h.add_argument(
+        "--chronic-days",
+        type=float,
+        default=DEFAULT_CHRONIC_DAYS,
+        help="list terminals offline at least this many consecutive days",
+    )
     d = sub.add_parser("drill", help="all runs of one drill compared")
     d.add_argument("drill_id")
     return p

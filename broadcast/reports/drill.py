@@ -44,7 +44,11 @@ async def drill_report(engine: AsyncEngine, drill_id: str, inventory: Inventory)
             "outcome_zh": OUTCOME_ZH[outcome],
             "detail": r["detail"],
             "broadcast_id": r["broadcast_id"],
-            "targeted": None, "played": None, "coverage": None, "p50_s": None, "p95_s": None,
+            "targeted": None,
+            "played": None,
+            "coverage": None,
+            "p50_s": None,
+            "p95_s": None,
             "coverage_change": None,
         }
         if r["broadcast_id"] is not None:
@@ -55,8 +59,10 @@ async def drill_report(engine: AsyncEngine, drill_id: str, inventory: Inventory)
             else:
                 effect = evaluate(b, deliveries, inventory)
                 entry.update(
-                    targeted=effect["targeted"], played=effect["coverage"]["played"],
-                    coverage=effect["coverage"]["rate"], p50_s=effect["time_to_air"]["p50_s"],
+                    targeted=effect["targeted"],
+                    played=effect["coverage"]["played"],
+                    coverage=effect["coverage"]["rate"],
+                    p50_s=effect["time_to_air"]["p50_s"],
                     p95_s=effect["time_to_air"]["p95_s"],
                 )
                 if previous is not None:

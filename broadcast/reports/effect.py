@@ -43,7 +43,9 @@ UNKNOWN_AREA = "unknown"
 
 class BroadcastNotFoundError(LookupError):
     def __init__(self, broadcast_id: int) -> None:
-        super().__init__(f"广播 {broadcast_id} 不存在：请用 `ebc` 控制台或 /api/broadcasts 查看有效的广播编号。")
+        super().__init__(
+            f"广播 {broadcast_id} 不存在：请用 `ebc` 控制台或 /api/broadcasts 查看有效的广播编号。"
+        )
         self.broadcast_id = broadcast_id
 
 
@@ -92,7 +94,9 @@ def _blank(area: Area | None, code: str) -> dict[str, Any]:
     }
 
 
-def evaluate(broadcast: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], inventory: Inventory) -> dict[str, Any]:
+def evaluate(
+    broadcast: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], inventory: Inventory
+) -> dict[str, Any]:
     """The effect report of one broadcast as a JSON-ready dict (see the module docstring)."""
     received_at: datetime = broadcast["received_at"]
     counts = {str(s): 0 for s in DeliveryStatus}
@@ -134,15 +138,17 @@ def evaluate(broadcast: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], in
             per[cause] = per.get(cause, 0) + 1
         if never:
             term = inventory.terminal(r["terminal_code"])
-            silent.append({
-                "terminal_code": r["terminal_code"],
-                "name": term.name if term else "",
-                "area_code": r["area_code"],
-                "area": " / ".join(a.name for a in chain[1:]) if chain else UNKNOWN_AREA,
-                "status": str(status),
-                "reason": r["reason"],
-                "attempts": int(r.get("attempts") or 0),
-            })
+            silent.append(
+                {
+                    "terminal_code": r["terminal_code"],
+                    "name": term.name if term else "",
+                    "area_code": r["area_code"],
+                    "area": " / ".join(a.name for a in chain[1:]) if chain else UNKNOWN_AREA,
+                    "status": str(status),
+                    "reason": r["reason"],
+                    "attempts": int(r.get("attempts") or 0),
+                }
+            )
     for level in levels.values():
         for b in level.values():
             b["coverage"] = round(b["played"] / b["targeted"], 4) if b["targeted"] else 0.0
@@ -176,7 +182,9 @@ def evaluate(broadcast: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], in
     }
 
 
-async def load_broadcast(engine: AsyncEngine, broadcast_id: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+async def load_broadcast(
+    engine: AsyncEngine, broadcast_id: int
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The broadcast row and its delivery rows; raises BroadcastNotFoundError."""
     async with engine.connect() as conn:
         row = (await conn.execute(select(broadcasts).where(broadcasts.c.id == broadcast_id))).first()

@@ -203,31 +203,35 @@ def build_health(
         figures = acc.as_dict()
         figures["down_days"] = figures.pop("down_terminal_days")
         del figures["terminals"]
-        terminal_rows.append({
-            "terminal_code": t.resource_code,
-            "name": t.name,
-            "street": street.name if street else "",
-            "village": unit.name if unit else "",
-            "area_code": t.area_code,
-            **figures,
-        })
+        terminal_rows.append(
+            {
+                "terminal_code": t.resource_code,
+                "name": t.name,
+                "street": street.name if street else "",
+                "village": unit.name if unit else "",
+                "area_code": t.area_code,
+                **figures,
+            }
+        )
         for o in fleet.outages[t.resource_code]:
             since = o.since or window_start
             end = o.until or window_end
             length = (end - since).total_seconds()
             if length >= chronic_days * DAY_S:
-                chronic.append({
-                    "terminal_code": t.resource_code,
-                    "name": t.name,
-                    "street": street.name if street else "",
-                    "village": unit.name if unit else "",
-                    "since": _local(o.since or window_start),
-                    "since_known": o.since is not None,
-                    "until": _local(o.until),
-                    "ongoing": o.until is None,
-                    "days_offline": round(length / DAY_S, 2),
-                    "seconds_offline": length,
-                })
+                chronic.append(
+                    {
+                        "terminal_code": t.resource_code,
+                        "name": t.name,
+                        "street": street.name if street else "",
+                        "village": unit.name if unit else "",
+                        "since": _local(o.since or window_start),
+                        "since_known": o.since is not None,
+                        "until": _local(o.until),
+                        "ongoing": o.until is None,
+                        "days_offline": round(length / DAY_S, 2),
+                        "seconds_offline": length,
+                    }
+                )
     area_name = {a.code: a.name for a in inventory.areas}
     return {
         "kind": "terminal_health",
@@ -242,9 +246,16 @@ def build_health(
         "chronic_days": chronic_days,
         "county": {"code": inventory.county.code, "name": inventory.name, **county.as_dict()},
         "per_day": [{"day": d.isoformat(), **a.as_dict()} for d, a in per_day.items()],
-        "streets": [{"code": c, "name": area_name.get(c, c), **a.as_dict()} for c, a in sorted(streets.items())],
+        "streets": [
+            {"code": c, "name": area_name.get(c, c), **a.as_dict()} for c, a in sorted(streets.items())
+        ],
         "villages": [
-            {"code": c, "name": area_name.get(c, c), "street": area_name.get(c[:9] + "000", ""), **a.as_dict()}
+            {
+                "code": c,
+                "name": area_name.get(c, c),
+                "street": area_name.get(c[:9] + "000", ""),
+                **a.as_dict(),
+            }
             for c, a in sorted(villages.items())
         ],
         "chronic_offline": sorted(chronic, key=lambda c: (-c["seconds_offline"], c["terminal_code"])),
@@ -264,8 +275,12 @@ async def health_report(
     until = now if now < period.end else None
     events, initial = await load_transitions(engine, period.start, min(period.end, now))
     fleet = fleet_availability(
-        (t.resource_code for t in inventory.terminals), events, period.days, BEIJING,
-        initial=initial, until=until,
+        (t.resource_code for t in inventory.terminals),
+        events,
+        period.days,
+        BEIJING,
+        initial=initial,
+        until=until,
     )
     return build_health(inventory, period, fleet, until=until, chronic_days=chronic_days)
 

@@ -69,7 +69,9 @@ async def save_report(
         return int(res.inserted_primary_key[0])  # type: ignore[index]
 
 
-async def latest_report(engine: AsyncEngine, kind: ReportKind, subject: str, *, now: datetime) -> dict[str, Any] | None:
+async def latest_report(
+    engine: AsyncEngine, kind: ReportKind, subject: str, *, now: datetime
+) -> dict[str, Any] | None:
     """The newest unexpired copy of a report, or None."""
     async with engine.connect() as conn:
         row = (

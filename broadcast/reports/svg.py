@@ -72,8 +72,10 @@ def line_chart(
     for k in range(5):
         y = top + ph - ph * k / 4
         out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + pw}" y2="{y:.1f}" stroke="#ddd"/>')
-        out.append(f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end">'
-                   f"{escape(_fmt(y_min + span * k / 4, percent))}</text>")
+        out.append(
+            f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end">'
+            f"{escape(_fmt(y_min + span * k / 4, percent))}</text>"
+        )
     n = len(points)
     coords: list[tuple[float, float]] = []
     for i, (_label, value) in enumerate(points):
@@ -85,15 +87,19 @@ def line_chart(
         out.append(f'<polyline points="{path}" fill="none" stroke="{BAR}" stroke-width="2"/>')
     step = max(1, math.ceil(n / 10))
     for i, ((label, value), (x, y)) in enumerate(zip(points, coords, strict=True)):
-        out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{BAR}"><title>'
-                   f"{escape(label)}：{escape(_fmt(value, percent))}</title></circle>")
+        out.append(
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{BAR}"><title>'
+            f"{escape(label)}：{escape(_fmt(value, percent))}</title></circle>"
+        )
         if i % step == 0 or i == n - 1:
             out.append(f'<text x="{x:.1f}" y="{top + ph + 16}" text-anchor="middle">{escape(label)}</text>')
     out.append("</svg>")
     return "".join(out)
 
 
-def histogram(values: Sequence[float], *, title: str, unit: str = "秒", bins: int = 12, width: int = 720) -> str:
+def histogram(
+    values: Sequence[float], *, title: str, unit: str = "秒", bins: int = 12, width: int = 720
+) -> str:
     """Counts of values in equal-width bins from min to max."""
     height, left, top, bottom = 240, 40, 30, 40
     pw, ph = width - left - 20, height - top - bottom
@@ -111,12 +117,18 @@ def histogram(values: Sequence[float], *, title: str, unit: str = "秒", bins: i
     for i, c in enumerate(counts):
         h = ph * c / peak
         x = left + i * bw
-        out.append(f'<rect x="{x + 1:.1f}" y="{top + ph - h:.1f}" width="{bw - 2:.1f}" height="{h:.1f}" '
-                   f'fill="{BAR}"><title>{c}</title></rect>')
+        out.append(
+            f'<rect x="{x + 1:.1f}" y="{top + ph - h:.1f}" width="{bw - 2:.1f}" height="{h:.1f}" '
+            f'fill="{BAR}"><title>{c}</title></rect>'
+        )
         if c:
-            out.append(f'<text x="{x + bw / 2:.1f}" y="{top + ph - h - 3:.1f}" text-anchor="middle">{c}</text>')
+            out.append(
+                f'<text x="{x + bw / 2:.1f}" y="{top + ph - h - 3:.1f}" text-anchor="middle">{c}</text>'
+            )
     for edge, anchor in ((lo, "start"), (hi, "end")):
         x = left if anchor == "start" else left + pw
-        out.append(f'<text x="{x}" y="{top + ph + 16}" text-anchor="{anchor}">{edge:.2f} {escape(unit)}</text>')
+        out.append(
+            f'<text x="{x}" y="{top + ph + 16}" text-anchor="{anchor}">{edge:.2f} {escape(unit)}</text>'
+        )
     out.append("</svg>")
     return "".join(out)

@@ -120,7 +120,12 @@ async def list_accounts(engine: AsyncEngine) -> list[Account]:
 
 
 async def _insert(
-    conn: AsyncConnection, username: str, password_hash: str, roles: frozenset[Role], must_change: bool, now: datetime
+    conn: AsyncConnection,
+    username: str,
+    password_hash: str,
+    roles: frozenset[Role],
+    must_change: bool,
+    now: datetime,
 ) -> int:
     res = await conn.execute(
         insert(accounts).values(
@@ -190,7 +195,12 @@ async def ensure_first_admin(engine: AsyncEngine, clock: Clock, passwords: Passw
 
 
 async def set_password(
-    engine: AsyncEngine, clock: Clock, passwords: Passwords, account: Account, new_password: str, *,
+    engine: AsyncEngine,
+    clock: Clock,
+    passwords: Passwords,
+    account: Account,
+    new_password: str,
+    *,
     must_change: bool = False,
 ) -> None:
     """Store a new password (policy-checked). ``must_change`` marks it one-time (admin reset)."""
@@ -224,6 +234,8 @@ async def set_roles(engine: AsyncEngine, username: str, roles: Iterable[Role]) -
 
 async def set_disabled(engine: AsyncEngine, username: str, disabled: bool) -> None:
     async with engine.begin() as conn:
-        res = await conn.execute(update(accounts).where(accounts.c.username == username).values(disabled=disabled))
+        res = await conn.execute(
+            update(accounts).where(accounts.c.username == username).values(disabled=disabled)
+        )
     if res.rowcount == 0:
         raise AccountError(AccountErrorKind.NOT_FOUND, username)

@@ -116,17 +116,30 @@ def compute_hash(
 
 def _entry_hash(e: AuditEntry, seq: int | None = None) -> str:
     return compute_hash(
-        e.prev_hash, seq=e.seq if seq is None else seq, at=e.at, actor=e.actor, remote=e.remote,
-        action=e.action, target=e.target, detail=e.detail,
+        e.prev_hash,
+        seq=e.seq if seq is None else seq,
+        at=e.at,
+        actor=e.actor,
+        remote=e.remote,
+        action=e.action,
+        target=e.target,
+        detail=e.detail,
     )
 
 
 def _entry(row: Any) -> AuditEntry:
     m = row._mapping
     return AuditEntry(
-        id=int(m["id"]), seq=int(m["seq"]), at=m["at"], actor=str(m["actor"]), remote=str(m["remote"]),
-        action=str(m["action"]), target=str(m["target"]), detail=str(m["detail"]),
-        prev_hash=str(m["prev_hash"]), hash=str(m["hash"]),
+        id=int(m["id"]),
+        seq=int(m["seq"]),
+        at=m["at"],
+        actor=str(m["actor"]),
+        remote=str(m["remote"]),
+        action=str(m["action"]),
+        target=str(m["target"]),
+        detail=str(m["detail"]),
+        prev_hash=str(m["prev_hash"]),
+        hash=str(m["hash"]),
     )
 
 
@@ -178,22 +191,46 @@ class AuditLedger:
                         ).first()
                         seq, prev = (1, GENESIS) if last is None else (int(last[0]) + 1, str(last[1]))
                         h = compute_hash(
-                            prev, seq=seq, at=at, actor=actor[:100], remote=remote[:64], action=action_s,
-                            target=target[:200], detail=detail_s,
+                            prev,
+                            seq=seq,
+                            at=at,
+                            actor=actor[:100],
+                            remote=remote[:64],
+                            action=action_s,
+                            target=target[:200],
+                            detail=detail_s,
                         )
                         res = await conn.execute(
                             insert(audit_ledger).values(
-                                seq=seq, at=at, actor=actor[:100], remote=remote[:64], action=action_s,
-                                target=target[:200], detail=detail_s, prev_hash=prev, hash=h,
+                                seq=seq,
+                                at=at,
+                                actor=actor[:100],
+                                remote=remote[:64],
+                                action=action_s,
+                                target=target[:200],
+                                detail=detail_s,
+                                prev_hash=prev,
+                                hash=h,
                             )
                         )
                         pk = res.inserted_primary_key
                         assert pk is not None
                         return AuditEntry(
-                            int(pk[0]), seq, at, actor[:100], remote[:64], action_s, target[:200], detail_s, prev, h
+                            int(pk[0]),
+                            seq,
+                            at,
+                            actor[:100],
+                            remote[:64],
+                            action_s,
+                            target[:200],
+                            detail_s,
+                            prev,
+                            h,
                         )
                 except IntegrityError:
-                    await asyncio.sleep(0)  # another writer took this seq: let it finish, retry on the new head
+                    await asyncio.sleep(
+                        0
+                    )  # another writer took this seq: let it finish, retry on the new head
         raise AuditAppendError(f"audit append of {action_s} lost the race {self.MAX_ATTEMPTS} times")
 
 
@@ -269,8 +306,13 @@ class Finding:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "kind": self.kind.value, "row_id": self.row_id, "seq": self.seq, "expected": self.expected,
-            "found": self.found, "message": self.message_zh(), "message_en": self.message_en(),
+            "kind": self.kind.value,
+            "row_id": self.row_id,
+            "seq": self.seq,
+            "expected": self.expected,
+            "found": self.found,
+            "message": self.message_zh(),
+            "message_en": self.message_en(),
         }
 
 
@@ -287,8 +329,11 @@ class VerifyReport:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "ok": self.ok, "rows_checked": self.rows_checked, "head_seq": self.head_seq,
-            "head_hash": self.head_hash, "findings": [f.as_json() for f in self.findings],
+            "ok": self.ok,
+            "rows_checked": self.rows_checked,
+            "head_seq": self.head_seq,
+            "head_hash": self.head_hash,
+            "findings": [f.as_json() for f in self.findings],
         }
 
 
@@ -299,8 +344,11 @@ def _derive_seqs(rows: list[AuditEntry], by_hash: dict[str, AuditEntry]) -> dict
     for r in rows:
         children.setdefault(r.prev_hash, []).append(r)
     derived: dict[int, int] = {}
-    starts = [(r, 1 if r.prev_hash == GENESIS else r.seq) for r in rows
-              if r.prev_hash == GENESIS or r.prev_hash not in by_hash]
+    starts = [
+        (r, 1 if r.prev_hash == GENESIS else r.seq)
+        for r in rows
+        if r.prev_hash == GENESIS or r.prev_hash not in by_hash
+    ]
     stack = list(starts)
     while stack:
         r, s = stack.pop()
@@ -347,14 +395,21 @@ def check_entries(rows: list[AuditEntry], anchor: tuple[int, str] | None = None)
         if len(kids) > 1:
             first = kids[0]
             for k in kids[1:]:
-                findings.append(Finding(FindingKind.FORKED, k.id, k.seq, f"row id={first.id}", f"row id={k.id}"))
+                findings.append(
+                    Finding(FindingKind.FORKED, k.id, k.seq, f"row id={first.id}", f"row id={k.id}")
+                )
     if anchor is not None:
         a_seq, a_hash = anchor
         match = next((r for r in rows if r.seq == a_seq), None)
         if match is None or match.hash != a_hash:
             findings.append(
-                Finding(FindingKind.TRUNCATED, None if match is None else match.id, a_seq, a_hash,
-                        "(no such entry)" if match is None else match.hash)
+                Finding(
+                    FindingKind.TRUNCATED,
+                    None if match is None else match.id,
+                    a_seq,
+                    a_hash,
+                    "(no such entry)" if match is None else match.hash,
+                )
             )
     last = rows[-1] if rows else None
     findings.sort(key=lambda f: (f.seq if f.seq is not None else 0, f.kind.value))

@@ -56,8 +56,12 @@ async def _verify(url: str, anchor: tuple[int, str] | None, as_json: bool) -> in
     if as_json:
         print(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
     elif report.ok:
-        print(f"审计日志完整：共 {report.rows_checked} 条，链尾序号 {report.head_seq}，哈希 {report.head_hash}")
-        print(f"audit ledger intact: {report.rows_checked} entries, head seq {report.head_seq}, hash {report.head_hash}")
+        print(
+            f"审计日志完整：共 {report.rows_checked} 条，链尾序号 {report.head_seq}，哈希 {report.head_hash}"
+        )
+        print(
+            f"audit ledger intact: {report.rows_checked} entries, head seq {report.head_seq}, hash {report.head_hash}"
+        )
     else:
         print(f"审计日志被篡改：发现 {len(report.findings)} 处问题（共检查 {report.rows_checked} 条）")
         print(f"audit ledger TAMPERED: {len(report.findings)} finding(s) in {report.rows_checked} entries")

@@ -32,7 +32,12 @@ class SecurityContext:
     secure_cookies: bool = True
 
     async def audit(
-        self, action: audit.AuditAction, *, actor: str, remote: str = "", target: str = "",
+        self,
+        action: audit.AuditAction,
+        *,
+        actor: str,
+        remote: str = "",
+        target: str = "",
         detail: dict[str, Any] | None = None,
     ) -> audit.AuditEntry:
         return await self.ledger.append(action, actor=actor, remote=remote, target=target, detail=detail)
@@ -48,5 +53,9 @@ async def audit_request(
     authenticated principal and the connection. For handlers of other components (approve, stop, ...)."""
     who = principal_of(request)
     return await request.app[SECURITY].audit(
-        action, actor=who.name if who else "anonymous", remote=request.remote or "", target=target, detail=detail
+        action,
+        actor=who.name if who else "anonymous",
+        remote=request.remote or "",
+        target=target,
+        detail=detail,
     )

@@ -80,7 +80,9 @@ def install(
     app[SECURITY] = ctx
     app.middlewares.insert(0, make_security_headers_middleware(hsts=secure_cookies))
     app.middlewares.append(
-        make_auth_middleware(engine, clock, matrix, secure_cookies=secure_cookies, session_policy=ctx.session_policy)
+        make_auth_middleware(
+            engine, clock, matrix, secure_cookies=secure_cookies, session_policy=ctx.session_policy
+        )
     )
     if add_routes:
         add_auth_routes(app)
@@ -98,6 +100,10 @@ async def ensure_first_admin(ctx: SecurityContext) -> str | None:
     """Create "admin" with a one-time password when no account exists; the caller prints it ONCE."""
     one_time = await accounts.ensure_first_admin(ctx.engine, ctx.clock, ctx.passwords)
     if one_time is not None:
-        await ctx.audit(audit.AuditAction.ACCOUNT_CREATED, actor="system", target=accounts.FIRST_ADMIN,
-                        detail={"roles": ["admin"], "first_admin": True})
+        await ctx.audit(
+            audit.AuditAction.ACCOUNT_CREATED,
+            actor="system",
+            target=accounts.FIRST_ADMIN,
+            detail={"roles": ["admin"], "first_admin": True},
+        )
     return one_time

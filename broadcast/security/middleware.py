@@ -121,8 +121,14 @@ async def _authenticate(
         await sessions.delete_session(engine, session.token_hash)
         return AuthErrorKind.UNAUTHENTICATED
     return Principal(
-        PrincipalKind.USER, account.username, account.id, None, account.roles, permissions_for(account.roles),
-        account.must_change_password, session,
+        PrincipalKind.USER,
+        account.username,
+        account.id,
+        None,
+        account.roles,
+        permissions_for(account.roles),
+        account.must_change_password,
+        session,
     )
 
 

@@ -79,7 +79,9 @@ class Passwords:
 
     def __init__(self, params: HashParams | None = None) -> None:
         p = params or HashParams()
-        self._hasher = PasswordHasher(time_cost=p.time_cost, memory_cost=p.memory_cost_kib, parallelism=p.parallelism)
+        self._hasher = PasswordHasher(
+            time_cost=p.time_cost, memory_cost=p.memory_cost_kib, parallelism=p.parallelism
+        )
         # Verified against when the username is unknown, so timing does not reveal which names exist.
         self._dummy = self._hasher.hash(secrets.token_urlsafe(16))
 

@@ -86,6 +86,9 @@ class LoginLimiter:
     def prune(self) -> None:
         """Drop counters with nothing left to remember (call occasionally to bound memory)."""
         now = self._clock.monotonic()
-        for key in [k for k, c in self._counters.items()
-                    if c.locked_until <= now and all(now - t > self.policy.window_s for t in c.failures)]:
+        for key in [
+            k
+            for k, c in self._counters.items()
+            if c.locked_until <= now and all(now - t > self.policy.window_s for t in c.failures)
+        ]:
             del self._counters[key]

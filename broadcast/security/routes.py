@@ -101,11 +101,20 @@ async def login(request: web.Request) -> web.Response:
     username, password, remote = _str_field(data, "username"), _str_field(data, "password"), _remote(request)
     locked = ctx.limiter.check(username, remote)
     if locked is not None:
-        await ctx.audit(AuditAction.LOGIN_LOCKED, actor=username[:64], remote=remote, target=username[:64],
-                        detail={"scope": locked.scope.value, "retry_after_s": locked.retry_after_s})
+        await ctx.audit(
+            AuditAction.LOGIN_LOCKED,
+            actor=username[:64],
+            remote=remote,
+            target=username[:64],
+            detail={"scope": locked.scope.value, "retry_after_s": locked.retry_after_s},
+        )
         minutes = max(1, (locked.retry_after_s + 59) // 60)
-        resp = json_error(429, "locked", f"登录失败次数过多，已暂时锁定，请 {minutes} 分钟后再试",
-                          retry_after_s=locked.retry_after_s)
+        resp = json_error(
+            429,
+            "locked",
+            f"登录失败次数过多，已暂时锁定，请 {minutes} 分钟后再试",
+            retry_after_s=locked.retry_after_s,
+        )
         resp.headers["Retry-After"] = str(locked.retry_after_s)
         return resp
     account = await accounts.get_by_username(ctx.engine, username)
@@ -116,8 +125,9 @@ async def login(request: web.Request) -> web.Response:
         detail: dict[str, Any] = {"reason": reason}
         if triggered is not None:
             detail["locked"] = triggered.scope.value
-        await ctx.audit(AuditAction.LOGIN_FAILED, actor=username[:64], remote=remote, target=username[:64],
-                        detail=detail)
+        await ctx.audit(
+            AuditAction.LOGIN_FAILED, actor=username[:64], remote=remote, target=username[:64], detail=detail
+        )
         if reason == "disabled":
             return json_error(403, "account_disabled", "该账号已停用，请联系管理员")
         return json_error(401, "bad_credentials", "用户名或密码错误，请检查后重试")
@@ -126,11 +136,20 @@ async def login(request: web.Request) -> web.Response:
         await accounts.rehash(ctx.engine, account.id, await ctx.passwords.hash(password))
     token, session = await sessions.create_session(ctx.engine, ctx.clock, account.id, remote)
     await ctx.audit(AuditAction.LOGIN, actor=account.username, remote=remote, target=account.username)
-    who = Principal(PrincipalKind.USER, account.username, account.id, None, account.roles,
-                    permissions_for(account.roles), account.must_change_password, session)
+    who = Principal(
+        PrincipalKind.USER,
+        account.username,
+        account.id,
+        None,
+        account.roles,
+        permissions_for(account.roles),
+        account.must_change_password,
+        session,
+    )
     resp = web.json_response(_me_json(who))
-    resp.set_cookie(sessions.COOKIE_NAME, token, path="/", secure=ctx.secure_cookies, httponly=True,
-                    samesite="Strict")
+    resp.set_cookie(
+        sessions.COOKIE_NAME, token, path="/", secure=ctx.secure_cookies, httponly=True, samesite="Strict"
+    )
     return resp
 
 
@@ -153,7 +172,9 @@ async def change_password(request: web.Request) -> web.Response:
     remote = _remote(request)
     locked = ctx.limiter.check(me.name, remote)
     if locked is not None:
-        return json_error(429, "locked", "密码错误次数过多，已暂时锁定，请稍后再试", retry_after_s=locked.retry_after_s)
+        return json_error(
+            429, "locked", "密码错误次数过多，已暂时锁定，请稍后再试", retry_after_s=locked.retry_after_s
+        )
     account = await accounts.get_by_id(ctx.engine, me.account_id)
     if account is None or not await ctx.passwords.verify(account.password_hash, current):
         ctx.limiter.record_failure(me.name, remote)
@@ -167,8 +188,13 @@ async def change_password(request: web.Request) -> web.Response:
     # Every other session of this account ends: whoever knew the old password is out.
     keep = me.session.token_hash if me.session else None
     ended = await sessions.delete_sessions_of(ctx.engine, account.id, keep=keep)
-    await ctx.audit(AuditAction.PASSWORD_CHANGED, actor=me.name, remote=remote, target=me.name,
-                    detail={"other_sessions_ended": ended, "was_one_time": account.must_change_password})
+    await ctx.audit(
+        AuditAction.PASSWORD_CHANGED,
+        actor=me.name,
+        remote=remote,
+        target=me.name,
+        detail={"other_sessions_ended": ended, "was_one_time": account.must_change_password},
+    )
     return web.json_response({"ok": True})
 
 
@@ -180,7 +206,9 @@ async def get_me(request: web.Request) -> web.Response:
 
 
 async def list_users(request: web.Request) -> web.Response:
-    return web.json_response({"users": [a.public_json() for a in await accounts.list_accounts(_ctx(request).engine)]})
+    return web.json_response(
+        {"users": [a.public_json() for a in await accounts.list_accounts(_ctx(request).engine)]}
+    )
 
 
 def _roles(data: dict[str, Any]) -> frozenset[Role]:
@@ -195,11 +223,20 @@ async def create_user(request: web.Request) -> web.Response:
     data = await _body(request)
     username, roles = _str_field(data, "username"), _roles(data)
     try:
-        account, one_time = await accounts.create_account(ctx.engine, ctx.clock, ctx.passwords, username, roles)
+        account, one_time = await accounts.create_account(
+            ctx.engine, ctx.clock, ctx.passwords, username, roles
+        )
     except accounts.AccountError as exc:
-        return json_error(409 if exc.kind is accounts.AccountErrorKind.EXISTS else 400, exc.kind.value, exc.message)
-    await ctx.audit(AuditAction.ACCOUNT_CREATED, actor=me.name, remote=_remote(request), target=username,
-                    detail={"roles": sorted(r.value for r in roles)})
+        return json_error(
+            409 if exc.kind is accounts.AccountErrorKind.EXISTS else 400, exc.kind.value, exc.message
+        )
+    await ctx.audit(
+        AuditAction.ACCOUNT_CREATED,
+        actor=me.name,
+        remote=_remote(request),
+        target=username,
+        detail={"roles": sorted(r.value for r in roles)},
+    )
     return web.json_response({"user": account.public_json(), "one_time_password": one_time}, status=201)
 
 
@@ -218,9 +255,16 @@ async def set_user_roles(request: web.Request) -> web.Response:
     try:
         await accounts.set_roles(ctx.engine, username, roles)
     except accounts.AccountError as exc:
-        return json_error(404 if exc.kind is accounts.AccountErrorKind.NOT_FOUND else 400, exc.kind.value, exc.message)
-    await ctx.audit(AuditAction.ACCOUNT_CHANGED, actor=me.name, remote=_remote(request), target=username,
-                    detail={"roles": sorted(r.value for r in roles)})
+        return json_error(
+            404 if exc.kind is accounts.AccountErrorKind.NOT_FOUND else 400, exc.kind.value, exc.message
+        )
+    await ctx.audit(
+        AuditAction.ACCOUNT_CHANGED,
+        actor=me.name,
+        remote=_remote(request),
+        target=username,
+        detail={"roles": sorted(r.value for r in roles)},
+    )
     return web.json_response({"ok": True})
 
 
@@ -238,8 +282,13 @@ async def disable_user(request: web.Request) -> web.Response:
     await accounts.set_disabled(ctx.engine, username, disabled)
     if disabled:
         await sessions.delete_sessions_of(ctx.engine, account.id)
-    await ctx.audit(AuditAction.ACCOUNT_CHANGED, actor=me.name, remote=_remote(request), target=username,
-                    detail={"disabled": disabled})
+    await ctx.audit(
+        AuditAction.ACCOUNT_CHANGED,
+        actor=me.name,
+        remote=_remote(request),
+        target=username,
+        detail={"disabled": disabled},
+    )
     return web.json_response({"ok": True})
 
 
@@ -252,8 +301,13 @@ async def reset_password(request: web.Request) -> web.Response:
     one_time = generate_one_time_password()
     await accounts.set_password(ctx.engine, ctx.clock, ctx.passwords, account, one_time, must_change=True)
     await sessions.delete_sessions_of(ctx.engine, account.id)
-    await ctx.audit(AuditAction.ACCOUNT_CHANGED, actor=me.name, remote=_remote(request), target=username,
-                    detail={"password_reset": True})
+    await ctx.audit(
+        AuditAction.ACCOUNT_CHANGED,
+        actor=me.name,
+        remote=_remote(request),
+        target=username,
+        detail={"password_reset": True},
+    )
     return web.json_response({"one_time_password": one_time})
 
 
@@ -261,7 +315,9 @@ async def reset_password(request: web.Request) -> web.Response:
 
 
 async def list_api_tokens(request: web.Request) -> web.Response:
-    return web.json_response({"tokens": [t.public_json() for t in await tokens.list_tokens(_ctx(request).engine)]})
+    return web.json_response(
+        {"tokens": [t.public_json() for t in await tokens.list_tokens(_ctx(request).engine)]}
+    )
 
 
 async def create_api_token(request: web.Request) -> web.Response:
@@ -277,8 +333,13 @@ async def create_api_token(request: web.Request) -> web.Response:
         )
     except tokens.TokenScopeError as exc:
         return json_error(400, "bad_scope", exc.message)
-    await ctx.audit(AuditAction.TOKEN_CREATED, actor=me.name, remote=_remote(request), target=str(token.id),
-                    detail={"name": token.name, "scopes": sorted(s.value for s in token.scopes)})
+    await ctx.audit(
+        AuditAction.TOKEN_CREATED,
+        actor=me.name,
+        remote=_remote(request),
+        target=str(token.id),
+        detail={"name": token.name, "scopes": sorted(s.value for s in token.scopes)},
+    )
     return web.json_response({"token": secret, "info": token.public_json()}, status=201)
 
 

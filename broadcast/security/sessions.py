@@ -54,7 +54,9 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-async def create_session(engine: AsyncEngine, clock: Clock, account_id: int, remote: str) -> tuple[str, Session]:
+async def create_session(
+    engine: AsyncEngine, clock: Clock, account_id: int, remote: str
+) -> tuple[str, Session]:
     """Open a session; returns (cookie token — give it to the browser and forget it, session)."""
     token = secrets.token_urlsafe(32)
     now = clock.now()
@@ -73,13 +75,17 @@ async def create_session(engine: AsyncEngine, clock: Clock, account_id: int, rem
     return token, session
 
 
-async def resolve_session(engine: AsyncEngine, clock: Clock, policy: SessionPolicy, token: str) -> Session | None:
+async def resolve_session(
+    engine: AsyncEngine, clock: Clock, policy: SessionPolicy, token: str
+) -> Session | None:
     """The live session for a cookie value, or None. Expired sessions are deleted on sight."""
     if not token or len(token) > 200:
         return None
     token_hash = hash_token(token)
     async with engine.connect() as conn:
-        row = (await conn.execute(select(account_sessions).where(account_sessions.c.token_hash == token_hash))).first()
+        row = (
+            await conn.execute(select(account_sessions).where(account_sessions.c.token_hash == token_hash))
+        ).first()
     if row is None:
         return None
     m = row._mapping
@@ -91,7 +97,9 @@ async def resolve_session(engine: AsyncEngine, clock: Clock, policy: SessionPoli
     if now - session.last_seen >= policy.touch_interval:
         async with engine.begin() as conn:
             await conn.execute(
-                update(account_sessions).where(account_sessions.c.token_hash == token_hash).values(last_seen=now)
+                update(account_sessions)
+                .where(account_sessions.c.token_hash == token_hash)
+                .values(last_seen=now)
             )
     return session
 

@@ -420,7 +420,7 @@ def parse_cap(data: bytes, *, max_bytes: int = 256 * 1024, max_depth: int = 32) 
         version = _VERSIONS[root.ns]
     elif root.ns == "":
         version = "1.2"
-        warnings.append("CAP 文档没有命名空间，按 CAP 1.2 处理；请让发布系统加上 xmlns=\"" + NS_CAP_12 + "\"")
+        warnings.append('CAP 文档没有命名空间，按 CAP 1.2 处理；请让发布系统加上 xmlns="' + NS_CAP_12 + '"')
     else:
         raise CapError(
             CapErrorKind.WRONG_NAMESPACE,

@@ -145,5 +145,3 @@ def load_xml(data: bytes, max_bytes: int, max_depth: int) -> Node:
     if not isinstance(root, Node):
         raise CapError(CapErrorKind.MALFORMED_XML, "CAP 文档为空，请检查发布系统输出")
     return root
-
-

@@ -335,8 +335,27 @@ async def cancel_queued(engine: AsyncEngine, broadcast_id: int, at: datetime, de
         await conn.execute(
             insert(delivery_events),
             [
-                {"delivery_id": i, "status": str(DeliveryStatus.CANCELLED), "reason": "cancelled", "detail": detail, "at": at}
+                {
+                    "delivery_id": i,
+                    "status": str(DeliveryStatus.CANCELLED),
+                    "reason": "cancelled",
+                    "detail": detail,
+                    "at": at,
+                }
                 for i in ids
             ],
         )
         return len(ids)
+
+
+async def note_event(
+    engine: AsyncEngine, broadcast_id: int, at: datetime, *, detail: str, actor: str = ""
+) -> None:
+    """An event in a broadcast's history that is not a state change (e.g. speech synthesis failed)."""
+    async with engine.begin() as conn:
+        row = (await conn.execute(select(broadcasts.c.state).where(broadcasts.c.id == broadcast_id))).one()
+        await conn.execute(
+            insert(broadcast_events).values(
+                broadcast_id=broadcast_id, state=row[0], at=at, actor=actor, detail=detail
+            )
+        )

@@ -22,6 +22,7 @@ def _register_component_tables() -> None:
     import broadcast.security.install
     import broadcast.sources.feeds  # noqa: F401
 
+
 log = logging.getLogger(__name__)
 
 

@@ -19,6 +19,7 @@ from broadcast.security.middleware import principal_of
 from broadcast.security.roles import DEFAULT_MATRIX, Permission, Rule
 from broadcast.web import operator, views
 from broadcast.web.jsonutil import json_response
+from broadcast.web.live import live_audio_handler
 
 if TYPE_CHECKING:
     from broadcast.controller import Controller
@@ -122,6 +123,8 @@ def make_app(controller: Controller) -> web.Application:
     )
     app.router.add_post("/api/alerts", post_alert)
     app.router.add_post("/api/messages", post_message)
+    # Tone-first live programmes; registered before /audio/{name} so that it matches first.
+    app.router.add_get("/audio/live/{ebm_id}.mp3", live_audio_handler(controller.live))
     views.add_routes(app, CONTROLLER)
     operator.add_routes(app, CONTROLLER)
     return app
