@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
@@ -39,6 +40,9 @@ from broadcast.sources.feeds import FeedPoller, feeds_from_config
 from broadcast.store.db import make_engine, prepare_schema
 from broadcast.store.inventory import list_terminals, sync_inventory
 from terminals.inventory import Inventory, load_inventory
+
+if TYPE_CHECKING:
+    from broadcast.interconnect.app import Interconnect
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +94,7 @@ class Controller:
     feeds: FeedPoller | None = None
     web_port: int = 0
     first_admin_password: str | None = None
+    interconnect: Interconnect | None = None
     _runner: web.AppRunner | None = None
     _http: aiohttp.ClientSession | None = None
     _feeds_stop: asyncio.Event | None = None
@@ -175,7 +180,9 @@ class Controller:
     ) -> None:
         """Start everything. ``extra_setup`` may add routes/components to the web app before it
         starts (e.g. the upper-platform interconnect)."""
-        from broadcast.web.app import make_app  # web imports the controller type; avoid a cycle
+        # These import the controller type; importing them here avoids a cycle.
+        from broadcast.interconnect.wiring import attach_interconnect
+        from broadcast.web.app import make_app
 
         known = {r["resource_code"]: LinkState(r["link_state"]) for r in await list_terminals(self.engine)}
         # Nothing is connected before adapters start: whatever the last run left is stale.
@@ -185,6 +192,9 @@ class Controller:
         self.links.start()
         if serve_web:
             app = make_app(self)
+            self.interconnect = await attach_interconnect(
+                self, app, self.settings.raw.get("interconnect", {})
+            )
             if extra_setup is not None:
                 await extra_setup(self, app)
             self._runner = web.AppRunner(app, access_log=None)

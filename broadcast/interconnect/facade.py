@@ -59,12 +59,14 @@ class RefusalKind(StrEnum):
     NO_TERMINALS = "no_terminals"
     EXPIRED = "expired"
     NOT_A_BROADCAST = "not_a_broadcast"
+    POLICY = "policy"
 
 
 _RESULT_CODES: Mapping[RefusalKind, ResultCode] = {
     RefusalKind.UNKNOWN_AREA: ResultCode.CONTENT_MISSING,  # AreaCode present but unusable here
     RefusalKind.NO_TERMINALS: ResultCode.OTHER_ERROR,
     RefusalKind.EXPIRED: ResultCode.OTHER_ERROR,
+    RefusalKind.POLICY: ResultCode.OTHER_ERROR,
     RefusalKind.NOT_A_BROADCAST: ResultCode.OTHER_ERROR,
 }
 
@@ -135,12 +137,16 @@ class ControllerFacade:
                 RefusalKind.NO_TERMINALS,
                 f"消息 {source.identifier} 的区域 {areas} 在本县没有应急广播终端，未播发；请核对 AreaCode",
             )
-        try:
-            sub = await self._c.pipeline.submit(draft, actor=f"upper:{source.sender}", received_at=now)
-        except store.DuplicateSourceError as dup:
-            log.info("upper message %s already accepted as broadcast %d", source.identifier, dup.broadcast_id)
-            return dup.broadcast_id, dup.ebm_id
-        return sub.broadcast_id, sub.ebm_id
+        # Through the intake desk like every other source: dedupe, Update ordering, and the policy
+        # (upper red/orange on air at once; lower grades as configured for trusted sources).
+        taken = await self._c.desk.take(draft, actor=f"upper:{source.sender}", received_at=now)
+        if taken.broadcast_id is None or taken.ebm_id is None:
+            raise refusal(RefusalKind.POLICY, f"消息 {source.identifier} 未播发：{taken.decision.reason_zh}")
+        if taken.duplicate:
+            log.info(
+                "upper message %s already accepted as broadcast %d", source.identifier, taken.broadcast_id
+            )
+        return taken.broadcast_id, taken.ebm_id
 
     async def cancel_by_ebm(self, ebm_id: str) -> bool:
         row = await self._row_by_ebm(ebm_id)

@@ -16,7 +16,7 @@ from broadcast.security.audit import AuditAction
 from broadcast.security.context import audit_request
 from broadcast.security.install import install as install_security
 from broadcast.security.middleware import principal_of
-from broadcast.security.roles import DEFAULT_MATRIX, Permission, Rule
+from broadcast.security.roles import DEFAULT_MATRIX, PUBLIC, Permission, Rule
 from broadcast.web import operator, views
 from broadcast.web.jsonutil import json_response
 from broadcast.web.live import live_audio_handler
@@ -102,6 +102,8 @@ async def post_message(request: web.Request) -> web.Response:
 
 # Operator actions beyond the security module's default matrix.
 MATRIX = DEFAULT_MATRIX.with_rules(
+    Rule("POST", "/ebd", PUBLIC),  # upper platforms: authenticated by SM2 signatures, not logins
+    Rule("*", "/api/media/programmes", PUBLIC),  # media centre: its own bearer token ([interconnect])
     Rule("POST", "/api/broadcasts/{id}/approve", Permission.MESSAGES_APPROVE),
     Rule("POST", "/api/broadcasts/{id}/reject", Permission.MESSAGES_APPROVE),
     Rule("POST", "/api/broadcasts/{id}/release", Permission.MESSAGES_SUBMIT),

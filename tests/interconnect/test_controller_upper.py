@@ -48,7 +48,7 @@ WHOLE_COUNTY = "530181000000"
 # A short yellow warning: one repeat of a few seconds of speech keeps rendering and playback quick.
 def short_ebm(province: ProvincePlatform, area: str = WHOLE_COUNTY) -> EBM:
     return province.make_ebm(
-        area_codes=(area,), severity=3, title="大风黄色预警", text="省气象台发布大风黄色预警，请注意防范。"
+        area_codes=(area,), severity=2, title="大风橙色预警", text="省气象台发布大风橙色预警，请注意防范。"
     )
 
 
