@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean test-postgres
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,9 +20,13 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	$(BIN)/pytest -q
+	scripts/test-postgres.sh
 
 bench: $(STAMP)
 	$(BIN)/python bench/alert_to_air.py
 
 clean:
 	rm -rf $(VENV) var
+
+test-postgres: $(STAMP)
+	scripts/test-postgres.sh

@@ -108,6 +108,14 @@ class PolicyConfig:
     untrusted_hold: HoldRule = HoldRule(timedelta(minutes=30), OnTimeout.EXPIRE)
     two_person_approval: bool = True
     park_timeout: timedelta = timedelta(minutes=30)
+    # Per event type (a code prefix such as "11D" for geological hazards or "11B03" rainstorm; the
+    # longest matching prefix wins) for trusted sources: "auto" goes on air at once whatever the grade,
+    # a HoldRule waits for an operator as configured. Severity rules apply when no prefix matches.
+    event_rules: Mapping[str, HoldRule | str] = field(default_factory=dict)
+
+    def event_rule(self, event_type: str) -> HoldRule | str | None:
+        best = max((p for p in self.event_rules if event_type.startswith(p)), key=len, default=None)
+        return self.event_rules[best] if best is not None else None
 
 
 @dataclass(frozen=True)
@@ -385,11 +393,20 @@ class PolicyEngine:
             or (origin.kind is SourceKind.UPPER and self.config.trust_upper)
             or origin.kind is SourceKind.SCHEDULE
         )
-        if trusted and draft.severity in self.config.auto_severities:
+        by_event = self.config.event_rule(draft.event_type) if trusted else None
+        if by_event == "auto":
+            return _d(
+                Action.AUTO, Reason.TRUSTED_SEVERE, f"可信来源的 {draft.event_type} 类事件按配置自动播发"
+            )
+        if trusted and by_event is None and draft.severity in self.config.auto_severities:
             return _d(
                 Action.AUTO, Reason.TRUSTED_SEVERE, f"可信来源的{draft.severity.colour_zh}预警，自动播发"
             )
-        rule = self.config.hold_off.get(draft.severity) if trusted else None
+        rule = (
+            (by_event if isinstance(by_event, HoldRule) else self.config.hold_off.get(draft.severity))
+            if trusted
+            else None
+        )
         reason = Reason.HOLD_OFF
         if rule is None:
             rule, reason = self.config.untrusted_hold, Reason.UNTRUSTED_SOURCE

@@ -65,4 +65,23 @@ def policy_config(raw: Mapping[str, Any]) -> PolicyConfig:
         park_timeout=timedelta(
             seconds=float(raw.get("park_timeout_s", defaults.park_timeout.total_seconds()))
         ),
+        event_rules=_event_rules(raw.get("events", {})),
     )
+
+
+def _event_rules(raw: Mapping[str, Any]) -> dict[str, HoldRule | str]:
+    out: dict[str, HoldRule | str] = {}
+    for prefix, rule in raw.items():
+        if not prefix or len(prefix) > 5 or not prefix.isalnum():
+            raise PolicyConfigError(
+                f"[policy.events] 的事件代码前缀 {prefix!r} 无效，应为 1–5 位，如 11D 或 11B03"
+            )
+        if rule == "auto":
+            out[prefix] = "auto"
+        elif isinstance(rule, Mapping):
+            out[prefix] = _hold(f"[policy.events.{prefix}]", rule)
+        else:
+            raise PolicyConfigError(
+                f'[policy.events] 中 {prefix} 应为 "auto" 或含 window_s 与 on_timeout 的表'
+            )
+    return out

@@ -4,7 +4,10 @@ with the simulated Anning county attached over the real IP-loudspeaker protocol.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +17,9 @@ import aiohttp
 import pytest
 
 from broadcast.controller import Controller
+from broadcast.security import accounts
+from broadcast.security.passwords import Passwords
+from broadcast.security.roles import Role
 from broadcast.settings import load_settings
 from sim.fleet import Fleet
 
@@ -59,11 +65,36 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 TOKENS = [{"name": "test-source", "token": TOKEN, "scopes": ["alerts:submit", "messages:submit", "read"]}]
 
 
+def database_url(tmp_path: Path) -> str:
+    """SQLite in the test's directory, or the PostgreSQL server named by EBC_TEST_POSTGRES (a base URL
+    like postgresql+asyncpg://user:pass@127.0.0.1:5432/) with a fresh database per test directory."""
+    base = os.environ.get("EBC_TEST_POSTGRES")
+    if not base:
+        return f"sqlite+aiosqlite:///{tmp_path / 'ebc.sqlite3'}"
+    name = "ebc_" + hashlib.sha1(str(tmp_path).encode()).hexdigest()[:12]
+    marker = tmp_path / ".pg-created"
+    if not marker.exists():
+        import asyncpg  # only needed for this mode
+
+        async def create() -> None:
+            conn = await asyncpg.connect(base.replace("postgresql+asyncpg", "postgresql") + "postgres")
+            try:
+                await conn.execute(f'CREATE DATABASE "{name}"')
+            finally:
+                await conn.close()
+
+        # Called from inside a running loop: create the database from a helper thread's own loop.
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, create()).result()
+        marker.write_text(name)
+    return base + name
+
+
 def settings_for(tmp_path: Path, extra: dict[str, Any] | None = None, **adapter: Any) -> Any:
     overrides: dict[str, Any] = {
         "intake": {"tokens": TOKENS},
         "server": {"port": 0},
-        "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'ebc.sqlite3'}"},
+        "database": {"url": database_url(tmp_path)},
         "audio": {"cache_dir": str(tmp_path / "audio")},
         "dispatch": {"retry_initial_s": 0.05, "retry_max_s": 0.2},
         "adapters": {"ip_speaker": {"port": 0, "ack_timeout_s": 1.0, **adapter}},
@@ -112,3 +143,17 @@ async def county(tmp_path: Path) -> AsyncIterator[County]:
 async def _online(controller: Controller) -> int:
     counts = controller.links.counts()
     return counts["online"] + counts["broadcasting"]
+
+
+async def login(c: County, username: str, roles: set[Role]) -> aiohttp.ClientSession:
+    """An operator account and a logged-in browser-like session (cookie + CSRF header)."""
+    password = f"{username}-Passw0rd-2026"
+    await accounts.create_account(
+        c.controller.engine, c.controller.clock, Passwords(None), username, roles, password
+    )
+    session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    async with session.post(f"{c.url}/api/login", json={"username": username, "password": password}) as resp:
+        me = await resp.json()
+        assert resp.status == 200, me
+    session.headers["X-CSRF-Token"] = me["csrf_token"]
+    return session

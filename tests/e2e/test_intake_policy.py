@@ -8,13 +8,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
-from broadcast.security import accounts
-from broadcast.security.passwords import Passwords
 from broadcast.security.roles import Role
 from tests.e2e.capdoc import make_cap, reference
-from tests.e2e.conftest import County, running_county, wait_until
+from tests.e2e.conftest import County, login, running_county, wait_until
 
 STREET = "530181003000"  # 八街街道
 RED = "安宁市气象台发布暴雨红色预警[Ⅰ级/特别严重]"
@@ -200,17 +196,3 @@ async def test_polygon_targets_the_terminals_inside(county: County) -> None:
     assert status == 202, body
     b = await wait_until(lambda: county.broadcast(body["broadcast_id"], deliveries=True), done, within=60)
     assert {d["terminal"] for d in b["deliveries"]} == expected
-
-
-async def login(c: County, username: str, roles: set[Role]) -> aiohttp.ClientSession:
-    """An operator account and a logged-in browser-like session (cookie + CSRF header)."""
-    password = f"{username}-Passw0rd-2026"
-    await accounts.create_account(
-        c.controller.engine, c.controller.clock, Passwords(None), username, roles, password
-    )
-    session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-    async with session.post(f"{c.url}/api/login", json={"username": username, "password": password}) as resp:
-        me = await resp.json()
-        assert resp.status == 200, me
-    session.headers["X-CSRF-Token"] = me["csrf_token"]
-    return session
