@@ -19,6 +19,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: $(STAMP) lint
+	scripts/install-browser.sh
 	$(BIN)/pytest -q
 	scripts/test-postgres.sh
 

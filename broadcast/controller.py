@@ -28,6 +28,7 @@ from broadcast.dispatch import Dispatcher, RetryPolicy
 from broadcast.health import LinkTracker
 from broadcast.intake import Intake, Refused
 from broadcast.model import DeliveryEvent, LinkState, MessageDraft
+from broadcast.ops import OpsService, ops_for
 from broadcast.pipeline import Pipeline
 from broadcast.policy import PolicyEngine
 from broadcast.policy_config import policy_config
@@ -95,6 +96,7 @@ class Controller:
     web_port: int = 0
     first_admin_password: str | None = None
     interconnect: Interconnect | None = None
+    ops: OpsService | None = None
     _runner: web.AppRunner | None = None
     _http: aiohttp.ClientSession | None = None
     _feeds_stop: asyncio.Event | None = None
@@ -217,6 +219,8 @@ class Controller:
             log.info("%d unfinished broadcasts resumed", resumed)
         self.desk.start()
         await self._start_feeds()
+        self.ops = ops_for(self)  # drills, scheduled health reports
+        await self.ops.start()
 
     async def _start_feeds(self) -> None:
         entries = self.settings.raw.get("feeds", [])
@@ -242,6 +246,8 @@ class Controller:
             log.warning("feed %s: CAP refused: %s", feed, exc.message)
 
     async def close(self) -> None:
+        if self.ops is not None:
+            await self.ops.close()
         if self._feeds_stop is not None and self._feeds_task is not None:
             self._feeds_stop.set()
             await asyncio.gather(self._feeds_task, return_exceptions=True)

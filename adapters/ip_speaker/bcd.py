@@ -7,6 +7,8 @@ digit count is odd (a 23-digit resource code → 12 bytes, a 35-digit EBM id →
 
 from __future__ import annotations
 
+import zlib
+
 RESOURCE_CODE_BYTES = 12
 RESOURCE_CODE_DIGITS = 23
 EBM_ID_BYTES = 18
@@ -50,9 +52,27 @@ def _crc_table() -> tuple[int, ...]:
 _CRC_TABLE = _crc_table()
 
 
-def crc32_mpeg2(data: bytes, crc: int = 0xFFFFFFFF) -> int:
-    """CRC-32/MPEG-2: poly 0x04C11DB7, init 0xFFFFFFFF, no reflection, xorout 0."""
+def _crc32_mpeg2_table(data: bytes, crc: int = 0xFFFFFFFF) -> int:
+    """Reference implementation (table driven, pure Python): kept for the tests to check against."""
     table = _CRC_TABLE
     for b in data:
         crc = ((crc << 8) & 0xFFFFFFFF) ^ table[((crc >> 24) ^ b) & 0xFF]
     return crc
+
+
+_BITREV8 = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
+
+
+def _bitrev32(v: int) -> int:
+    return int.from_bytes(v.to_bytes(4, "little").translate(_BITREV8), "big")
+
+
+def crc32_mpeg2(data: bytes, crc: int = 0xFFFFFFFF) -> int:
+    """CRC-32/MPEG-2: poly 0x04C11DB7, init 0xFFFFFFFF, no reflection, xorout 0.
+
+    Computed with zlib's (reflected) CRC-32 in C: the same polynomial, so feeding it bit-reversed
+    bytes and bit-reversing the register gives the non-reflected result — about 50× faster than
+    the table loop, which matters at tens of thousands of heartbeats a second.
+    """
+    reflected = zlib.crc32(data.translate(_BITREV8), _bitrev32(crc) ^ 0xFFFFFFFF) ^ 0xFFFFFFFF
+    return _bitrev32(reflected)

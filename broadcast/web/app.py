@@ -18,8 +18,10 @@ from broadcast.security.install import install as install_security
 from broadcast.security.middleware import principal_of
 from broadcast.security.roles import DEFAULT_MATRIX, PUBLIC, Permission, Rule
 from broadcast.web import operator, views
+from broadcast.web.console_routes import CONSOLE_RULES, add_console_routes
 from broadcast.web.jsonutil import json_response
 from broadcast.web.live import live_audio_handler
+from broadcast.web.reports_routes import add_report_routes
 
 if TYPE_CHECKING:
     from broadcast.controller import Controller
@@ -102,6 +104,8 @@ async def post_message(request: web.Request) -> web.Response:
 
 # Operator actions beyond the security module's default matrix.
 MATRIX = DEFAULT_MATRIX.with_rules(
+    *CONSOLE_RULES,
+    Rule("POST", "/api/reports/health", Permission.READ),  # generate a health report on demand
     Rule("POST", "/ebd", PUBLIC),  # upper platforms: authenticated by SM2 signatures, not logins
     Rule("*", "/api/media/programmes", PUBLIC),  # media centre: its own bearer token ([interconnect])
     Rule("POST", "/api/broadcasts/{id}/approve", Permission.MESSAGES_APPROVE),
@@ -129,4 +133,6 @@ def make_app(controller: Controller) -> web.Application:
     app.router.add_get("/audio/live/{ebm_id}.mp3", live_audio_handler(controller.live))
     views.add_routes(app, CONTROLLER)
     operator.add_routes(app, CONTROLLER)
+    add_report_routes(app, CONTROLLER)
+    add_console_routes(app, CONTROLLER)
     return app

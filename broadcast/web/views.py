@@ -4,14 +4,13 @@ and a minimal Chinese status page. Never mutates anything but through the contro
 
 from __future__ import annotations
 
-import html
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from broadcast.clock import BEIJING
-from broadcast.model import BroadcastState, MsgType, Severity
+from broadcast.model import MsgType, Severity
 from broadcast.receipts import summarise
 from broadcast.store import broadcasts as store
 from broadcast.store.inventory import list_terminals
@@ -139,42 +138,9 @@ def add_routes(app: web.Application, key: web.AppKey[Controller]) -> None:
         c = ctl(request)
         return json_response({"ok": True, "links": c.links.counts(), "adapters": c.registry.describe()})
 
-    async def index(request: web.Request) -> web.Response:
-        c = ctl(request)
-        rows = await store.list_broadcasts(c.engine, limit=20)
-        links = c.links.counts()
-        items = "".join(
-            f"<tr><td><a href='/api/broadcasts/{r['id']}'>{r['id']}</a></td><td>{html.escape(r['title'])}</td>"
-            f"<td>{html.escape(_STATE_ZH.get(r['state'], r['state']))}</td>"
-            f"<td>{_iso(r['received_at'])}</td></tr>"
-            for r in rows
-        )
-        body = f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width,initial-scale=1"><title>{html.escape(c.inventory.name)}应急广播平台</title>
-</head><body><h1>{html.escape(c.inventory.name)}应急广播平台</h1>
-<p>终端 {len(c.inventory.terminals)} 个：在线 {links["online"] + links["broadcasting"]}，离线 {links["offline"]}，故障 {links["fault"]}</p>
-<h2>最近播发</h2><table border="1" cellpadding="4"><tr><th>编号</th><th>标题</th><th>状态</th><th>接收时间</th></tr>{items}</table>
-<p>接口：<a href="/api/broadcasts">/api/broadcasts</a> · <a href="/api/terminals">/api/terminals</a> ·
-<a href="/api/adapters">/api/adapters</a></p></body></html>"""
-        return web.Response(text=body, content_type="text/html")
-
-    app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/broadcasts", list_broadcasts)
     app.router.add_get("/api/broadcasts/{id}", get_broadcast)
     app.router.add_get("/api/terminals", get_terminals)
     app.router.add_get("/api/adapters", get_adapters)
     app.router.add_get("/audio/{name}", get_audio)
-
-
-_STATE_ZH = {
-    str(BroadcastState.RECEIVED): "已接收",
-    str(BroadcastState.PENDING_APPROVAL): "待审核",
-    str(BroadcastState.REJECTED): "已驳回",
-    str(BroadcastState.RENDERING): "制作中",
-    str(BroadcastState.BROADCASTING): "播发中",
-    str(BroadcastState.COMPLETED): "已完成",
-    str(BroadcastState.CANCELLED): "已取消",
-    str(BroadcastState.EXPIRED): "已过期",
-    str(BroadcastState.FAILED): "失败",
-}

@@ -74,7 +74,7 @@ def database_url(tmp_path: Path) -> str:
     name = "ebc_" + hashlib.sha1(str(tmp_path).encode()).hexdigest()[:12]
     marker = tmp_path / ".pg-created"
     if not marker.exists():
-        import asyncpg  # only needed for this mode
+        import asyncpg  # type: ignore[import-untyped]  # only needed for this mode
 
         async def create() -> None:
             conn = await asyncpg.connect(base.replace("postgresql+asyncpg", "postgresql") + "postgres")
@@ -97,6 +97,7 @@ def settings_for(tmp_path: Path, extra: dict[str, Any] | None = None, **adapter:
         "database": {"url": database_url(tmp_path)},
         "audio": {"cache_dir": str(tmp_path / "audio")},
         "dispatch": {"retry_initial_s": 0.05, "retry_max_s": 0.2},
+        "drills": [],  # no scheduled drill in the middle of a test
         "adapters": {"ip_speaker": {"port": 0, "ack_timeout_s": 1.0, **adapter}},
     }
     for section, values in (extra or {}).items():

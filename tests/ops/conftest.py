@@ -1,0 +1,28 @@
+"""Fixtures for operations tests: a fresh SQLite database with the full schema and the default county."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+import broadcast.reports.store  # noqa: F401  (registers the reports table on the shared metadata)
+from broadcast.store.db import make_engine, prepare_schema
+from broadcast.store.inventory import sync_inventory
+from terminals.inventory import Inventory, default_inventory
+
+
+@pytest.fixture
+def inventory() -> Inventory:
+    return default_inventory()
+
+
+@pytest.fixture
+async def engine(tmp_path: Path, inventory: Inventory) -> AsyncIterator[AsyncEngine]:
+    eng = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'ops.sqlite3'}")
+    await prepare_schema(eng)
+    await sync_inventory(eng, inventory)
+    yield eng
+    await eng.dispose()
