@@ -128,7 +128,7 @@ async def main(runs: int, time_scale: float) -> None:
             "server": {"port": 0},
             "intake": {"tokens": [{"name": "bench", "token": TOKEN, "scopes": ["alerts:submit", "read"]}]},
             "database": {"url": f"sqlite+aiosqlite:///{tmp / 'bench.sqlite3'}"},
-            "audio": {"cache_dir": str(tmp / "audio")},
+            "audio": {"cache_dir": str(tmp / "audio"), "engines": ["offline"]},
             "adapters": {"ip_speaker": {"port": 0, "ack_timeout_s": 10.0}},
         },
         base_dir=tmp,

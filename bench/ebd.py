@@ -158,7 +158,7 @@ async def end_to_end(runs: int, time_scale: float) -> tuple[list[dict[str, float
         {
             "server": {"port": 0},
             "database": {"url": f"sqlite+aiosqlite:///{tmp / 'bench.sqlite3'}"},
-            "audio": {"cache_dir": str(tmp / "audio")},
+            "audio": {"cache_dir": str(tmp / "audio"), "engines": ["offline"]},
             "adapters": {"ip_speaker": {"port": 0, "ack_timeout_s": 10.0}},
             "intake": {"tokens": [{"name": "bench", "token": TOKEN, "scopes": ["alerts:submit", "read"]}]},
         },

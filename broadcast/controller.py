@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.registry import AdapterFactory, AdapterRegistry
 from broadcast.audio import AudioCache, AudioRenderer
+from broadcast.audio.config import AudioConfig, audio_config, build_renderer
 from broadcast.audio.normalize import normalise_for_speech
 from broadcast.audio.playout import LiveProgrammes
 from broadcast.audio.templates import load_templates
@@ -27,12 +28,15 @@ from broadcast.desk import Desk
 from broadcast.dispatch import Dispatcher, RetryPolicy
 from broadcast.health import LinkTracker
 from broadcast.intake import Intake, Refused
-from broadcast.model import DeliveryEvent, LinkState, MessageDraft
+from broadcast.model import DeliveryEvent, LinkState, MessageDraft, SourceKind
 from broadcast.ops import OpsService, ops_for
 from broadcast.pipeline import Pipeline
 from broadcast.policy import PolicyEngine
 from broadcast.policy_config import policy_config
+from broadcast.programmes import ProgrammeService, programmes_from_config
+from broadcast.programmes import pipeline_submitter as programme_submitter
 from broadcast.receipts import ReceiptBook
+from broadcast.schedule import jobstore_url
 from broadcast.security import accounts
 from broadcast.security.passwords import Passwords
 from broadcast.security.tokens import sync_configured_tokens
@@ -90,6 +94,7 @@ class Controller:
     renderer: AudioRenderer
     pipeline: Pipeline
     live: LiveProgrammes
+    audio_config: AudioConfig
     desk: Desk
     intake: Intake
     feeds: FeedPoller | None = None
@@ -97,6 +102,7 @@ class Controller:
     first_admin_password: str | None = None
     interconnect: Interconnect | None = None
     ops: OpsService | None = None
+    programmes: ProgrammeService | None = None
     _runner: web.AppRunner | None = None
     _http: aiohttp.ClientSession | None = None
     _feeds_stop: asyncio.Event | None = None
@@ -132,11 +138,15 @@ class Controller:
             concurrency_per_adapter=settings.concurrency_per_adapter,
         )
         cache = AudioCache(settings.audio_cache_dir, max_bytes=settings.audio_max_bytes)
-        renderer = AudioRenderer(cache, normalise=normalise_for_speech)
+        audio_cfg = audio_config(settings.raw.get("audio", {}))
+        renderer = build_renderer(cache, audio_cfg, clock, normalise=normalise_for_speech)
         templates = load_templates()
         live = LiveProgrammes(renderer, clock)
 
         def script(draft: MessageDraft) -> tuple[str, str]:
+            if draft.source.kind is SourceKind.SCHEDULE and not draft.msg_type.is_drill:
+                # A daily programme is read as written, not framed as a warning.
+                return draft.primary.title, normalise_for_speech(draft.primary.text)
             spoken = templates.render(draft, county_name=inventory.name)
             return spoken.title, spoken.body
 
@@ -151,12 +161,19 @@ class Controller:
             audio_base_url=settings.audio_base_url(),
             script=script,
             live=live,
+            repeats_for=audio_cfg.repeats_for,
         )
         receipts.on_settled = pipeline.on_settled
         desk = Desk(
             engine, pipeline, PolicyEngine(policy_config(settings.raw.get("policy", {})), clock), clock
         )
-        intake = Intake(inventory, desk, clock, max_bytes=settings.max_body_bytes)
+        intake = Intake(
+            inventory,
+            desk,
+            clock,
+            max_bytes=settings.max_body_bytes,
+            audio_exists=lambda d: cache.path_for(d, "mp3") is not None,
+        )
         return cls(
             settings,
             clock,
@@ -170,6 +187,7 @@ class Controller:
             renderer,
             pipeline,
             live,
+            audio_cfg,
             desk,
             intake,
         )
@@ -221,6 +239,22 @@ class Controller:
         await self._start_feeds()
         self.ops = ops_for(self)  # drills, scheduled health reports
         await self.ops.start()
+        await self._start_programmes()
+
+    async def _start_programmes(self) -> None:
+        """Daily programmes (日常广播) from ``[[programmes]]``; emergencies preempt them."""
+        specs = programmes_from_config(self.settings.raw.get("programmes", []), self.inventory.county.code)
+        if not specs:
+            return
+        self.programmes = ProgrammeService(
+            self.clock,
+            programme_submitter(self.pipeline),
+            specs,
+            self.inventory.platform_name or self.inventory.name,
+            self.inventory.platform_code,
+            jobstore_url(self.settings.database_url, self.settings.base_dir / "var" / "drill-jobs.sqlite3"),
+        )
+        await self.programmes.start()
 
     async def _start_feeds(self) -> None:
         entries = self.settings.raw.get("feeds", [])
@@ -246,6 +280,8 @@ class Controller:
             log.warning("feed %s: CAP refused: %s", feed, exc.message)
 
     async def close(self) -> None:
+        if self.programmes is not None:
+            await self.programmes.close()
         if self.ops is not None:
             await self.ops.close()
         if self._feeds_stop is not None and self._feeds_task is not None:

@@ -6,7 +6,7 @@ on. Nothing is broadcast for a refused document. Never talks to adapters.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -117,7 +117,16 @@ _REFUSAL_OF_REASON = {
 class Intake:
     """Documents in, desk decisions out. One instance serves every push format."""
 
-    def __init__(self, inventory: Inventory, desk: Desk, clock: Clock, *, max_bytes: int) -> None:
+    def __init__(
+        self,
+        inventory: Inventory,
+        desk: Desk,
+        clock: Clock,
+        *,
+        max_bytes: int,
+        audio_exists: Callable[[str], bool] | None = None,
+    ) -> None:
+        self._audio_exists = audio_exists
         self._inventory = inventory
         self._desk = desk
         self._clock = clock
@@ -198,7 +207,9 @@ class Intake:
     async def submit_json(self, data: bytes, *, actor: str) -> Accepted:
         received = self._clock.now()
         try:
-            draft = parse_message_json(data, now=received, max_bytes=self.max_bytes)
+            draft = parse_message_json(
+                data, now=received, max_bytes=self.max_bytes, audio_exists=self._audio_exists
+            )
         except MessageJsonError as exc:
             status = (
                 RefusalKind.TOO_LARGE if exc.kind is MessageJsonErrorKind.TOO_LARGE else RefusalKind.INVALID

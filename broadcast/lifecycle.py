@@ -21,11 +21,13 @@ ALLOWED_TRANSITIONS: dict[B, frozenset[B]] = {
     B.FAILED: frozenset(),
 }
 
+# → QUEUED (reason preempted): the dispatcher took the terminal for a higher-ranked item; the delivery
+# waits to resume (broadcast/preemption.py). QUEUED → PLAYED: the terminal had in fact finished it.
 DELIVERY_TRANSITIONS: dict[D, frozenset[D]] = {
-    D.QUEUED: frozenset({D.SENT, D.OFFLINE, D.CANCELLED, D.FAILED}),
+    D.QUEUED: frozenset({D.SENT, D.OFFLINE, D.CANCELLED, D.FAILED, D.PLAYED}),
     D.SENT: frozenset({D.SENT, D.ACKNOWLEDGED, D.PLAYING, D.PLAYED, D.FAILED, D.OFFLINE, D.CANCELLED}),
-    D.ACKNOWLEDGED: frozenset({D.PLAYING, D.PLAYED, D.FAILED, D.CANCELLED}),
-    D.PLAYING: frozenset({D.PLAYED, D.FAILED, D.CANCELLED}),
+    D.ACKNOWLEDGED: frozenset({D.PLAYING, D.PLAYED, D.FAILED, D.CANCELLED, D.QUEUED}),
+    D.PLAYING: frozenset({D.PLAYED, D.FAILED, D.CANCELLED, D.QUEUED}),
     # An offline terminal that reconnects before the message's end time is tried again.
     D.OFFLINE: frozenset({D.SENT, D.FAILED, D.CANCELLED}),
     D.PLAYED: frozenset(),

@@ -134,6 +134,8 @@ class MessageDraft:
     warnings: tuple[str, ...] = ()
     # Terminals targeted by geometry (CAP polygon/circle) in addition to the area codes.
     terminal_codes: tuple[str, ...] = ()
+    # Operator-supplied recording (sha256 of the stored MP3 in the audio cache) broadcast instead of TTS.
+    audio_digest: str | None = None
 
     def __post_init__(self) -> None:
         if not EVENT_TYPE_PATTERN.match(self.event_type):

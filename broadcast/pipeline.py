@@ -91,6 +91,7 @@ class Pipeline:
         audio_base_url: str,
         script: Script = plain_script,
         live: LiveProgrammes | None = None,
+        repeats_for: Callable[[Severity], int] = lambda sev: REPEATS_BY_SEVERITY.get(sev, 1),
     ) -> None:
         self._engine = engine
         self._inventory = inventory
@@ -101,6 +102,7 @@ class Pipeline:
         self.audio_base_url = audio_base_url.rstrip("/")
         self._script = script
         self._live = live
+        self._repeats_for = repeats_for
         # Called when a broadcast starts going out (the intake desk stops what it supersedes).
         self.on_air: Callable[[int], Awaitable[None]] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -198,9 +200,16 @@ class Pipeline:
         already_on_air: bool = False,
     ) -> None:
         title, text = self._script(draft)
-        repeats = REPEATS_BY_SEVERITY.get(draft.severity, 1)
+        repeats = self._repeats_for(draft.severity)
         audio: AudioRef | None = None
-        if self._live is None:
+        if draft.audio_digest and self._live is not None:
+            # Operator-supplied recording: played as supplied, between the chimes, instead of TTS.
+            prog = await self._live.start_recording(ebm, draft.audio_digest, expires_at=draft.end_at)
+            self._spawn(self._record_audio(bid, ebm, prog))
+        elif draft.audio_digest:
+            audio = AudioRef(draft.audio_digest, "mp3", 0.0, engine="upload")
+            await store.set_audio(self._engine, bid, audio)
+        elif self._live is None:
             rendered = await self._renderer.render(title, text, repeats=repeats)
             await store.set_audio(self._engine, bid, rendered.ref)
             audio = rendered.ref

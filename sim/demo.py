@@ -19,11 +19,16 @@ from sim.fleet import Fleet
 # The demo's meteorological source token (Authorization: Bearer …). Demo only: a real deployment
 # configures its own under [intake] tokens, preferably as token_sha256.
 DEMO_TOKEN = "ebt_demo-anning-meteo-2026"
-DEMO_TOKENS = [{"name": "demo-meteo", "token": DEMO_TOKEN, "scopes": ["alerts:submit", "messages:submit", "read"]}]
+DEMO_TOKENS = [
+    {"name": "demo-meteo", "token": DEMO_TOKEN, "scopes": ["alerts:submit", "messages:submit", "read"]}
+]
 
 
-async def run(config: Path | None, port: int | None, time_scale: float | None) -> None:
+async def run(config: Path | None, port: int | None, time_scale: float | None, online_tts: bool) -> None:
     overrides: dict[str, dict[str, object]] = {"intake": {"tokens": DEMO_TOKENS}}
+    if not online_tts:
+        # The demo speaks with the offline engine unless asked: it must work with no network at all.
+        overrides["audio"] = {"engines": ["offline"]}
     if port is not None:
         overrides["server"] = {"port": port}
     settings = load_settings(config, overrides)
@@ -70,9 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path)
     parser.add_argument("--port", type=int)
     parser.add_argument("--time-scale", type=float, help="1.0 plays audio for its real duration")
+    parser.add_argument(
+        "--online-tts", action="store_true", help="try edge-tts (online) before the offline engine"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(run(args.config, args.port, args.time_scale))
+    asyncio.run(run(args.config, args.port, args.time_scale, args.online_tts))
     return 0
 
 

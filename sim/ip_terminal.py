@@ -31,6 +31,9 @@ from adapters.ip_speaker.codec import (
     encode_frame,
 )
 from adapters.ip_speaker.payloads import (
+    AddressType,
+    BroadcastRecord,
+    BroadcastRecords,
     BroadcastResult,
     FaultFlag,
     FaultReport,
@@ -38,9 +41,12 @@ from adapters.ip_speaker.payloads import (
     PayloadError,
     Query,
     QueryReply,
+    RecordState,
     Reply,
     RequestPayload,
     ResultCode,
+    ReturnAddress,
+    SetParams,
     StartBroadcast,
     StopBroadcast,
     TaskFlag,
@@ -58,6 +64,17 @@ FETCH_FAILED = "音频获取失败"
 STREAM_BROKEN = "音频流中断"
 STOPPED = "播发已停止"
 PREEMPTED = "被新任务中断"
+INTERRUPTED = "被更高优先级插播中断"
+BUSY_DESC = "终端忙：正在播发更高优先级的节目"
+# Preemption as a terminal sees it (上级优先、应急优先 without the source level, which a StartBroadcast does
+# not carry): tier by broadcast type (1-3 drill, 4 emergency, 5 daily), then level 1 red … 4 blue.
+# A strictly lower start is refused busy (31), the controller retries. A strictly higher one interrupts:
+# the current task ends (TaskSwitch end, no result) and the interrupted EBM plays again from the start
+# when it is sent again. An equal one replaces the current one (newest instruction wins; the current
+# one is reported failed, 被新任务中断): the controller only sends an equal-ranked start when it believes
+# the terminal is free. Mirrors broadcast/preemption.py, which sim must not import (tests/dispatch
+# checks that the two agree).
+_TIER_BY_TYPE = {1: 2, 2: 2, 3: 2, 4: 3, 5: 1}
 SW_VERSION = "sim-1.0"
 AUDIBLE_BYTES = 512  # a few MP3 frames: enough to tell audio from an error page before "playing"
 
@@ -112,6 +129,7 @@ class SimTerminal:
         self.rejections: list[Reply] = []  # non-OK platform replies to our reports
         self.fetch_failures = 0
         self.volume = 80
+        self.assigned_code: str | None = None  # a resource code set by 0x12
         self.work_state = WorkState.IDLE
         # link
         self._online = False
@@ -124,6 +142,8 @@ class SimTerminal:
         self._binding_session: int | None = None
         # playback
         self._known: set[str] = set()
+        self._interrupted: set[str] = set()  # preempted before completing: a new start resumes them
+        self._current: StartBroadcast | None = None  # what the play task is playing (or fetching)
         self._play_task: asyncio.Task[None] | None = None
         self._playing: str | None = None
         self._cancel_reason = STOPPED
@@ -185,6 +205,7 @@ class SimTerminal:
         await self._halt_link()
         self._cancel_playback(STOPPED, report=False)
         self._known.clear()
+        self._interrupted.clear()
         self._drop, self._delay_s, self._nack, self._reject_all, self._corrupt = 0, 0.0, [], None, 0
         self.work_state = WorkState.IDLE
         self._power_up = True
@@ -233,6 +254,38 @@ class SimTerminal:
 
     def send_heartbeat(self) -> None:
         self._request(Heartbeat(self.work_state, False, self._address()))
+
+    def report_records(self, channel: int = 1) -> None:
+        """Send a 0x16 broadcast-record report of everything in the ground truth (the periodic report)."""
+        records = []
+        for rec in self.played[-255:]:
+            if rec.ended_at is None:
+                state = RecordState.BROADCASTING
+            else:
+                state = RecordState.SUCCESS if rec.completed else RecordState.FAILED
+            start = int(rec.started_at.timestamp())
+            end = int((rec.ended_at or rec.started_at).timestamp())
+            records.append(BroadcastRecord(channel, state, rec.ebm_id, 1, 4, 0, "11111", start, end,
+                                           self.volume, (self.code,)))
+        self._request(BroadcastRecords(self.code, tuple(records)))
+
+    def _on_set(self, sp: SetParams) -> Reply:
+        """0x12: volume now; a return address for the next connection; a resource code only when it
+        names this device's physical address (recorded in ``assigned_code``, the link keeps its code)."""
+        volume, address, code = sp.volume, sp.return_address, sp.resource_code
+        if volume is not None and not 0 <= volume <= 100:
+            return Reply(ResultCode.PARAM_ILLEGAL, f"音量 {volume} 超出 0-100")
+        if code is not None and code[1] is not None and code[1] != self._address():
+            return Reply(ResultCode.PARAM_ILLEGAL, "物理地址与本终端不符")
+        if address is not None:
+            if address.kind != AddressType.IPV4:
+                return Reply(ResultCode.UNSUPPORTED, "仅支持 IPv4 回传地址")
+            self.host, self.port = address.host, address.port
+        if volume is not None:
+            self.volume = volume
+        if code is not None:
+            self.assigned_code = code[0]
+        return Reply(ResultCode.OK)
 
     # -- link ----------------------------------------------------------------------------------
 
@@ -363,8 +416,11 @@ class SimTerminal:
                 work_state=self.work_state,
                 sw_version=SW_VERSION,
                 only=payload.tags,
+                return_address=ReturnAddress(AddressType.IPV4, self.host, self.port),
             )
             self._respond(frame, reply)
+        elif isinstance(payload, SetParams):
+            self._respond(frame, self._on_set(payload))
         else:
             self._respond(frame, Reply(ResultCode.UNSUPPORTED, "终端不受理该业务"))
 
@@ -410,13 +466,25 @@ class SimTerminal:
         if frame.targets and self.code not in frame.targets:
             self._respond(frame, Reply(ResultCode.RESOURCE_CODE_INVALID, "目标不含本终端"))
             return
-        self._respond(frame, Reply(ResultCode.OK))
-        if sb.ebm_id in self._known:
+        if sb.ebm_id in self._known and sb.ebm_id not in self._interrupted:
+            self._respond(frame, Reply(ResultCode.OK))
             self.duplicates_ignored += 1
             return
+        current = self._current if self._play_task is not None and not self._play_task.done() else None
+        if current is not None and terminal_rank(sb) < terminal_rank(current):
+            # Lower than what is on air: busy, the controller retries later.
+            self._respond(frame, Reply(ResultCode.BUSY, BUSY_DESC))
+            return
+        self._respond(frame, Reply(ResultCode.OK))
         self._known.add(sb.ebm_id)
-        self._cancel_playback(PREEMPTED)
+        self._interrupted.discard(sb.ebm_id)  # resumed: plays again from the start
+        if current is not None and terminal_rank(sb) > terminal_rank(current):
+            self._interrupted.add(current.ebm_id)
+            self._cancel_playback(INTERRUPTED)
+        else:
+            self._cancel_playback(PREEMPTED)
         delay = self._delay_s
+        self._current = sb
         self._play_task = asyncio.create_task(self._play(sb, delay))
 
     # -- playback ------------------------------------------------------------------------------
@@ -487,6 +555,10 @@ class SimTerminal:
         now = self._now()
         if failure is None:
             self._report(BroadcastResult(sb.ebm_id, 1, "播发成功", start, max(start, now), 1, now))
+        elif failure == INTERRUPTED:
+            # Interrupted, not finished: the task ends (TaskSwitch end) and the result is reported when
+            # it is resumed and completes, so the controller can put it back on air.
+            pass
         elif failure:
             self._report(BroadcastResult(sb.ebm_id, 0, failure, start, now, 0, now))
         else:
@@ -502,6 +574,13 @@ class SimTerminal:
         async with self._http.get(url, timeout=timeout) as resp:
             resp.raise_for_status()
             yield resp
+
+
+def terminal_rank(sb: StartBroadcast) -> tuple[int, int]:
+    """(tier, severity) of a start instruction; higher preempts. Unknown types count as emergencies."""
+    tier = _TIER_BY_TYPE.get(int(sb.broadcast_type), 3)
+    severity = 5 - sb.level if tier == 3 and 1 <= sb.level <= 4 else 0
+    return tier, severity
 
 
 def _audible(data: bytearray) -> bool:

@@ -24,6 +24,7 @@ from broadcast.codes import ResourceCode, ResourceSubtype, area_matches, area_pr
 from broadcast.model import TerminalKind, TerminalRef
 
 COUNTY_FILE = "county.toml"
+RELAY_ADAPTER = "front_end"  # terminals reached through their front-end (FrontEnd.relay)
 TERMINALS_FILE = "terminals.csv"
 TERMINAL_COLUMNS = ("resource_code", "area_code", "name", "kind", "physical_address", "latitude",
                     "longitude", "adapter", "front_end")
@@ -82,6 +83,7 @@ class FrontEnd:
     area_code: str
     name: str
     level: FrontEndLevel
+    relay: bool = False  # the county sends to its terminals through it (adapter "front_end")
 
 
 class InventoryFault(StrEnum):
@@ -429,7 +431,10 @@ def _load_county(path: Path) -> tuple[str, str, Area, list[Area], list[FrontEnd]
             raise where.error(InventoryFault.WRONG_LEVEL, detail, "level", level)
         rc = str(_resource(entry, "resource_code", area, where))
         _claim(seen_fe, rc, where, "resource_code", "前端资源编码")
-        front_ends.append(FrontEnd(rc, area_code, _text(entry, "name", where), level))
+        relay = entry.get("relay", False)
+        if not isinstance(relay, bool):
+            raise where.error(InventoryFault.BAD_VALUE, "应为 true 或 false", "relay", relay)
+        front_ends.append(FrontEnd(rc, area_code, _text(entry, "name", where), level, relay))
     del areas[county.code]
     return str(platform), platform_name, county, sorted(areas.values(), key=lambda a: a.code), front_ends
 
@@ -495,6 +500,9 @@ def _load_terminals(
             if not area_matches(fe.area_code, area_code):
                 raise where.error(InventoryFault.AREA_MISMATCH, f"前端 {fe.name} 不覆盖区域 {area_code}",
                                   "front_end", front_end)
+        if entry["adapter"] == RELAY_ADAPTER and not (front_end and front_ends[front_end].relay):
+            detail = f"adapter 为 {RELAY_ADAPTER} 的终端须属于 county.toml 中 relay = true 的前端"
+            raise where.error(InventoryFault.BAD_VALUE, detail, "front_end", front_end)
         latitude, longitude = _position(entry, where)
         terminals.append(TerminalRef(
             resource_code=str(code), area_code=area_code, name=_text(entry, "name", where), kind=kind,

@@ -1,8 +1,10 @@
 """The controller side of the IP loudspeaker protocol: a TCP server that terminals connect to.
 
 Owns: binding a connection to a terminal by the physical address in its first heartbeat, sending
-start/stop/query requests and classifying the replies (``SendResult``), answering every terminal
-request with a Reply, turning task-switch and result reports into delivery events, link state
+start/stop/query/set requests and classifying the replies (``SendResult``), answering every terminal
+request with a Reply, turning task-switch, result and broadcast-record (0x16) reports into delivery
+events (records about broadcasts this controller did not send, e.g. local ones, are acknowledged and
+ignored), link state
 (online / fault / offline) and the heartbeat-silence check. Reports that contradict what was sent
 are rejected with result 54 and produce no event.
 
@@ -36,6 +38,7 @@ from adapters.ip_speaker.payloads import (
     AUX_URL,
     BUSY_RESULTS,
     AuxItem,
+    BroadcastRecords,
     BroadcastResult,
     BroadcastType,
     FaultFlag,
@@ -45,9 +48,12 @@ from adapters.ip_speaker.payloads import (
     PayloadError,
     Query,
     QueryReply,
+    RecordState,
     Reply,
     RequestPayload,
     ResultCode,
+    ReturnAddress,
+    SetParams,
     StartBroadcast,
     StopBroadcast,
     TaskFlag,
@@ -154,6 +160,7 @@ class IpSpeakerAdapter:
                 "rejected_reports",
                 "ack_timeouts",
                 "unknown_terminals",
+                "records_in",
             ),
             0,
         )
@@ -235,6 +242,33 @@ class IpSpeakerAdapter:
         if isinstance(answer, QueryReply | SendResult):
             return answer
         return self._classify(terminal_code, answer)
+
+    async def set_params(
+        self,
+        terminal_code: str,
+        *,
+        volume: int | None = None,
+        return_address: ReturnAddress | None = None,
+        resource_code: str | None = None,
+    ) -> SendResult:
+        """Set a terminal's parameters (0x12). A resource-code change carries the terminal's physical
+        address, so only that device takes it."""
+        state = self._terminals.get(terminal_code)
+        if state is None:
+            return SendResult.permanent(
+                FailureKind.UNSUPPORTED, f"终端 {terminal_code} 不由 ip_speaker 适配器管理"
+            )
+        try:
+            payload = SetParams.build(
+                volume=volume,
+                return_address=return_address,
+                resource_code=resource_code,
+                physical_address=state.ref.physical_address.encode("ascii") if resource_code else None,
+            )
+        except ValueError as exc:
+            return SendResult.permanent(FailureKind.UNSUPPORTED, f"终端 {terminal_code} 参数无效：{exc}")
+        answer = await self._request(state, payload)
+        return answer if isinstance(answer, SendResult) else self._classify(terminal_code, answer)
 
     def status(self) -> dict[str, Any]:
         bound = sum(1 for s in self._terminals.values() if s.link is not None)
@@ -396,6 +430,8 @@ class IpSpeakerAdapter:
             self._on_task_switch(link, frame, state, payload)
         elif isinstance(payload, BroadcastResult):
             self._on_result(link, frame, state, payload)
+        elif isinstance(payload, BroadcastRecords):
+            self._on_records(link, frame, state, payload)
         elif isinstance(payload, FaultReport):
             self._reply(link, frame, ResultCode.OK)
             fault = payload.flag == FaultFlag.FAULT
@@ -493,6 +529,33 @@ class IpSpeakerAdapter:
             self._event(state, br.ebm_id, DeliveryStatus.CANCELLED, FailureReason.CANCELLED, br.desc, meta)
         else:
             self._event(state, br.ebm_id, DeliveryStatus.FAILED, FailureReason.PLAYBACK_FAILED, br.desc, meta)
+
+    def _on_records(self, link: Link, frame: Frame, state: TerminalState, recs: BroadcastRecords) -> None:
+        """0x16: each record about a broadcast sent to this terminal joins its delivery history (the
+        receipt book ignores what it already knows); other records (local tasks) are not ours."""
+        self._reply(link, frame, ResultCode.OK)
+        self._counts["records_in"] += 1
+        for rec in recs.records:
+            if not state.was_delivered(rec.ebm_id) or rec.end < rec.start:
+                continue
+            meta = {
+                "source": "records",
+                "channel": str(rec.channel),
+                "started_at": _ts(rec.start),
+                "ended_at": _ts(rec.end),
+            }
+            if rec.state == RecordState.BROADCASTING:
+                self._event(state, rec.ebm_id, DeliveryStatus.PLAYING, meta=meta)
+            elif rec.state == RecordState.SUCCESS:
+                self._event(state, rec.ebm_id, DeliveryStatus.PLAYED, meta=meta)
+            elif rec.state == RecordState.CANCELLED or (
+                rec.state == RecordState.FAILED and rec.ebm_id in state.stopped
+            ):
+                self._event(state, rec.ebm_id, DeliveryStatus.CANCELLED, FailureReason.CANCELLED, meta=meta)
+            elif rec.state == RecordState.FAILED:
+                self._event(
+                    state, rec.ebm_id, DeliveryStatus.FAILED, FailureReason.PLAYBACK_FAILED, "播发记录：失败", meta
+                )
 
     def _reject(self, link: Link, frame: Frame, state: TerminalState, kind: str, detail: str) -> None:
         """A report that contradicts what the controller knows: answer 54, no event, log once."""

@@ -9,6 +9,14 @@ Choices where the field notes leave room (documented here once):
   BroadcastResult descriptions carry a u8 length (at most 255 bytes, matching the "desc 255 B" note).
 - Heartbeat physical address: length u8 + bytes; the product uses the ASCII bytes of
   ``TerminalRef.physical_address``.
+- Return address (query/set tag 0x03): type u8; type 1 = IPv4 4 B + port u16; type 2 = domain length u8
+  + ASCII domain + port u16; type 3 = number length u8 + ASCII SMS number.
+- Set resource code (tag 0x04): either the 12 B BCD code, or (Lootom) physical-address length u8 +
+  address + the 12 B BCD code, so only the device with that address takes it.
+- Broadcast records (0x16): front-end code 12 B BCD; count u8; each record: channel u16, state u8
+  (BrdStateCode), EBM id 18 B BCD, task type u8, broadcast type u8, level u8, event type 5 ASCII, start
+  u32, end u32, volume u8, coverage count u8 + 12 B BCD resource codes.
+- Heartbeat work state 4 (xyd "offline") is only ever sent by a front-end about a terminal behind it.
 """
 
 from __future__ import annotations
@@ -84,6 +92,18 @@ class WorkState(IntEnum):
     IDLE = 1
     BROADCASTING = 2
     FAULT = 3
+    OFFLINE = 4  # xyd-derived: a front-end reports a terminal behind it that dropped its link
+
+
+class RecordState(IntEnum):
+    """BrdStateCode of a 0x16 broadcast record (eb-protocols §3)."""
+
+    NOT_PROCESSED = 0
+    WAITING = 1
+    BROADCASTING = 2
+    SUCCESS = 3
+    FAILED = 4
+    CANCELLED = 5
 
 
 class FaultFlag(IntEnum):
@@ -117,6 +137,19 @@ class QueryTag(IntEnum):
     DEVICE_TYPE = 0x08
     HW_VERSION = 0x09
     SW_VERSION = 0x0A
+
+
+class SetTag(IntEnum):
+    VOLUME = 0x01
+    NETWORK = 0x02
+    RETURN_ADDRESS = 0x03
+    RESOURCE_CODE = 0x04
+
+
+class AddressType(IntEnum):
+    IPV4 = 1
+    DOMAIN = 2
+    SMS = 3
 
 
 AUX_URL = 0x3D  # aux item carrying a URL (http://, rtp://, fm://<freq>, ...)
@@ -383,6 +416,11 @@ class QueryReply:
         return self.value(QueryTag.PHYSICAL_ADDRESS)
 
     @property
+    def return_address(self) -> ReturnAddress | None:
+        v = self.value(QueryTag.RETURN_ADDRESS)
+        return ReturnAddress.decode(v) if v else None
+
+    @property
     def work_state(self) -> int | None:
         v = self.value(QueryTag.WORK_STATE)
         return v[0] if v else None
@@ -402,10 +440,12 @@ class QueryReply:
         work_state: int,
         sw_version: str,
         only: tuple[int, ...] = (),
+        return_address: ReturnAddress | None = None,
     ) -> Self:
         """A successful reply carrying the standard tags (all, or those listed in ``only``)."""
         everything: dict[int, bytes] = {
             QueryTag.VOLUME: bytes((volume,)),
+            **({QueryTag.RETURN_ADDRESS: return_address.encode()} if return_address else {}),
             QueryTag.RESOURCE_CODE: encode_bcd(resource_code, RESOURCE_CODE_BYTES),
             QueryTag.PHYSICAL_ADDRESS: physical_address,
             QueryTag.WORK_STATE: bytes((work_state,)),
@@ -523,8 +563,213 @@ class BroadcastResult:
         return cls(ebm_id, result, desc, start, end, count, report)
 
 
+@dataclass(frozen=True)
+class ReturnAddress:
+    """Where a terminal reports to (tag 0x03): IPv4 + port, domain + port, or an SMS number."""
+
+    kind: int  # AddressType
+    host: str
+    port: int = 0
+
+    def encode(self) -> bytes:
+        if self.kind == AddressType.IPV4:
+            parts = self.host.split(".")
+            if len(parts) != 4 or not all(p.isdigit() and int(p) < 256 for p in parts):
+                raise ValueError(f"return address {self.host!r} is not an IPv4 address")
+            return bytes((self.kind, *(int(p) for p in parts))) + struct.pack(">H", self.port)
+        raw = self.host.encode("ascii")
+        if len(raw) > 0xFF:
+            raise ValueError("return address longer than 255 bytes")
+        tail = struct.pack(">H", self.port) if self.kind == AddressType.DOMAIN else b""
+        if self.kind not in (AddressType.DOMAIN, AddressType.SMS):
+            raise ValueError(f"return address type {self.kind} is not 1, 2 or 3")
+        return bytes((self.kind, len(raw))) + raw + tail
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        r = _Reader(data, "return address")
+        kind = r.u8()
+        if kind == AddressType.IPV4:
+            host = ".".join(str(b) for b in r.take(4))
+            port = r.u16()
+        elif kind in (AddressType.DOMAIN, AddressType.SMS):
+            try:
+                host = r.take(r.u8()).decode("ascii")
+            except UnicodeDecodeError as exc:
+                raise PayloadError("return address: not ASCII") from exc
+            port = r.u16() if kind == AddressType.DOMAIN else 0
+        else:
+            raise PayloadError(f"return address: unknown type {kind}")
+        r.end()
+        return cls(kind, host, port)
+
+
+@dataclass(frozen=True)
+class SetParams:
+    """0x12: count u8 + (tag u8, len u8, value); see the module docstring for tag 0x04."""
+
+    BUSINESS_TYPE: ClassVar[BusinessType] = BusinessType.SET_PARAMS
+
+    items: tuple[tuple[int, bytes], ...]
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        volume: int | None = None,
+        return_address: ReturnAddress | None = None,
+        resource_code: str | None = None,
+        physical_address: bytes | None = None,
+    ) -> Self:
+        """Items for the given parameters; ``physical_address`` guards a resource-code change."""
+        items: list[tuple[int, bytes]] = []
+        if volume is not None:
+            items.append((SetTag.VOLUME, _u8(volume, "volume")))
+        if return_address is not None:
+            items.append((SetTag.RETURN_ADDRESS, return_address.encode()))
+        if resource_code is not None:
+            code = encode_bcd(resource_code, RESOURCE_CODE_BYTES)
+            if physical_address is not None:
+                code = _u8(len(physical_address), "physical address length") + physical_address + code
+            items.append((SetTag.RESOURCE_CODE, code))
+        if not items:
+            raise ValueError("set params: nothing to set")
+        return cls(tuple(items))
+
+    def value(self, tag: int) -> bytes | None:
+        for t, v in self.items:
+            if t == tag:
+                return v
+        return None
+
+    @property
+    def volume(self) -> int | None:
+        v = self.value(SetTag.VOLUME)
+        return v[0] if v else None
+
+    @property
+    def return_address(self) -> ReturnAddress | None:
+        v = self.value(SetTag.RETURN_ADDRESS)
+        return ReturnAddress.decode(v) if v else None
+
+    @property
+    def resource_code(self) -> tuple[str, bytes | None] | None:
+        """(new code, the physical address it is meant for or None)."""
+        v = self.value(SetTag.RESOURCE_CODE)
+        if not v:
+            return None
+        if len(v) == RESOURCE_CODE_BYTES:
+            return decode_bcd(v, RESOURCE_CODE_DIGITS), None
+        r = _Reader(v, "set resource code")
+        addr = r.take(r.u8())
+        code = r.bcd(RESOURCE_CODE_BYTES, RESOURCE_CODE_DIGITS)
+        r.end()
+        return code, addr
+
+    def encode(self) -> bytes:
+        parts = [_u8(len(self.items), "set item count")]
+        for tag, value in self.items:
+            if len(value) > 0xFF:
+                raise ValueError(f"set tag {tag:#04x} value longer than 255 bytes")
+            parts.append(bytes((tag, len(value))) + value)
+        return b"".join(parts)
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        r = _Reader(data, "set params")
+        items = []
+        for _ in range(r.u8()):
+            tag, n = r.u8(), r.u8()
+            items.append((tag, r.take(n)))
+        r.end()
+        return cls(tuple(items))
+
+
+@dataclass(frozen=True)
+class BroadcastRecord:
+    """One entry of a 0x16 report: what one channel did with one broadcast."""
+
+    channel: int
+    state: int  # RecordState
+    ebm_id: str
+    task_type: int
+    broadcast_type: int
+    level: int
+    event_type: str
+    start: int
+    end: int
+    volume: int
+    coverage: tuple[str, ...] = ()
+
+    def encode(self) -> bytes:
+        event = self.event_type.encode("ascii")
+        if len(event) != 5:
+            raise ValueError(f"event type must be 5 ASCII characters, got {self.event_type!r}")
+        return b"".join(
+            (
+                struct.pack(">H", self.channel),
+                _u8(self.state, "record state"),
+                _ebm(self.ebm_id),
+                _u8(self.task_type, "task type"),
+                _u8(self.broadcast_type, "broadcast type"),
+                _u8(self.level, "level"),
+                event,
+                struct.pack(">II", self.start, self.end),
+                _u8(self.volume, "volume"),
+                _u8(len(self.coverage), "coverage count"),
+                *(encode_bcd(c, RESOURCE_CODE_BYTES) for c in self.coverage),
+            )
+        )
+
+    @classmethod
+    def read(cls, r: _Reader) -> Self:
+        channel, state = r.u16(), r.u8()
+        ebm_id = r.bcd(EBM_ID_BYTES, EBM_ID_DIGITS)
+        task, btype, level = r.u8(), r.u8(), r.u8()
+        try:
+            event = r.take(5).decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise PayloadError("broadcast record: event type is not ASCII") from exc
+        start, end, volume = r.u32(), r.u32(), r.u8()
+        coverage = tuple(r.bcd(RESOURCE_CODE_BYTES, RESOURCE_CODE_DIGITS) for _ in range(r.u8()))
+        return cls(channel, state, ebm_id, task, btype, level, event, start, end, volume, coverage)
+
+
+@dataclass(frozen=True)
+class BroadcastRecords:
+    BUSINESS_TYPE: ClassVar[BusinessType] = BusinessType.BROADCAST_RECORDS
+
+    front_end: str  # 23-digit code of the reporting front-end (a terminal puts its own code)
+    records: tuple[BroadcastRecord, ...]
+
+    def encode(self) -> bytes:
+        if len(self.records) > 0xFF:
+            raise ValueError("at most 255 broadcast records per report")
+        return (
+            encode_bcd(self.front_end, RESOURCE_CODE_BYTES)
+            + _u8(len(self.records), "record count")
+            + b"".join(rec.encode() for rec in self.records)
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        r = _Reader(data, "broadcast records")
+        code = r.bcd(RESOURCE_CODE_BYTES, RESOURCE_CODE_DIGITS)
+        records = tuple(BroadcastRecord.read(r) for _ in range(r.u8()))
+        r.end()
+        return cls(code, records)
+
+
 RequestPayload = (
-    StartBroadcast | StopBroadcast | Heartbeat | Query | FaultReport | TaskSwitch | BroadcastResult
+    StartBroadcast
+    | StopBroadcast
+    | Heartbeat
+    | Query
+    | SetParams
+    | FaultReport
+    | TaskSwitch
+    | BroadcastResult
+    | BroadcastRecords
 )
 Payload = RequestPayload | Reply | QueryReply
 
@@ -533,6 +778,8 @@ REQUEST_TYPES: dict[int, type[RequestPayload]] = {
     BusinessType.STOP_BROADCAST: StopBroadcast,
     BusinessType.HEARTBEAT: Heartbeat,
     BusinessType.QUERY: Query,
+    BusinessType.SET_PARAMS: SetParams,
+    BusinessType.BROADCAST_RECORDS: BroadcastRecords,
     BusinessType.FAULT_REPORT: FaultReport,
     BusinessType.TASK_SWITCH: TaskSwitch,
     BusinessType.BROADCAST_RESULT: BroadcastResult,

@@ -287,6 +287,27 @@ class LiveProgrammes:
             prog._task = asyncio.create_task(self._complete(prog, render), name=f"live-render-{ebm_id}")
         return prog
 
+    async def start_recording(self, ebm_id: str, digest: str, *, expires_at: datetime) -> LiveProgramme:
+        """Like ``start`` for an operator's uploaded recording (``POST /api/audio``, stored as MP3 with this
+        renderer's options): it plays once, as supplied, between the chimes. Raises nothing for a missing
+        file: the programme then fails like a failed render (fallback notice, ``result()`` raises)."""
+        await self.warm()
+        prog = self.open(ebm_id, expires_at)
+        if prog._task is None and not prog.settled:
+
+            async def recorded() -> RenderedAudio:
+                path = self.renderer.cache.path_for(digest, "mp3")
+                if path is None:
+                    raise PlayoutError(
+                        ebm_id, PlayoutFailure.RENDER_FAILED, f"录音 {digest[:12]}… 不在音频缓存中，请重新上传"
+                    )
+                size = await asyncio.to_thread(lambda: path.stat().st_size)
+                duration = size * 8 / (self.renderer.options.mp3_bitrate_k * 1000)
+                return RenderedAudio(AudioRef(digest, "mp3", round(duration, 3), engine="upload"), path, True)
+
+            prog._task = asyncio.create_task(self._complete(prog, recorded), name=f"live-recording-{ebm_id}")
+        return prog
+
     def get(self, ebm_id: str) -> LiveProgramme | None:
         """The live programme for ``ebm_id`` unless unknown or past its end time."""
         self.sweep()

@@ -18,28 +18,31 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
 from broadcast.audio.cache import AudioCache, content_key
 from broadcast.audio.encode import (
-    RMS_BELOW_LUFS_DB,
+    RMS_ABOVE_LUFS_DB,
     WORK_RATE,
     EncodeOptions,
     Loudness,
     OutputFormat,
     encode,
+    filter_pcm,
+    level_filter,
     pcm_input_args,
     to_work_pcm,
 )
 from broadcast.audio.engines import EngineChain, Speech, SpeechFormat, TtsEngine
+from broadcast.audio.mp3parts import encode_mp3, mp3_duration_s
 from broadcast.audio.tone import TONE_VERSION, chime_pcm, silence_pcm
 from broadcast.model import AudioRef
 
 __all__ = ["AudioRenderer", "ChimeSegments", "EncodeOptions", "Layout", "OutputFormat", "RenderedAudio"]
 
-RENDER_VERSION = 2  # part of the content key: bump when the layout or encoding changes
+RENDER_VERSION = 3  # part of the content key: bump when the layout or encoding changes
 LEAD_IN_S = 0.3  # after the opening chime
 TITLE_GAP_S = 0.6  # between title and body
 LEAD_OUT_S = 0.5  # before the closing chime
@@ -61,7 +64,7 @@ class ChimeSegments:
 
     opening: bytes  # opening chime + lead-in silence
     closing: bytes  # lead-out silence + closing chime
-    opening_s: float
+    opening_s: float  # playing time of ``opening`` as encoded (encoder delay and padding included)
     closing_s: float
 
 
@@ -101,6 +104,7 @@ class AudioRenderer:
         self._ffmpeg_timeout_s = ffmpeg_timeout_s
         self._inflight: dict[str, asyncio.Task[RenderedAudio]] = {}
         self._chimes: asyncio.Task[ChimeSegments] | None = None
+        self._silences: dict[float, asyncio.Task[bytes]] = {}
 
     async def chime_segments(self) -> ChimeSegments:
         """The opening and closing chime as MP3 (encoded once per renderer, ≈60 ms, then free)."""
@@ -116,7 +120,7 @@ class AudioRenderer:
             encode(closing_pcm, OutputFormat.MP3, self.options, timeout_s=self._ffmpeg_timeout_s),
         )
         return ChimeSegments(
-            opening, closing, len(opening_pcm) / 2 / WORK_RATE, len(closing_pcm) / 2 / WORK_RATE
+            opening, closing, mp3_duration_s(opening, self.options), mp3_duration_s(closing, self.options)
         )
 
     async def render(
@@ -174,13 +178,12 @@ class AudioRenderer:
         layout: Layout = Layout.FULL,
     ) -> str:
         o = self.options
-        # The full layout keeps its historical key (no "layout" part) so existing cache entries stay valid.
         extra: dict[str, object] = {} if layout is Layout.FULL else {"layout": str(layout)}
         loud: list[object] | None = None
         if o.loudnorm:
-            loud = [o.loudness_i, o.true_peak]
-            if o.loudness is not Loudness.LOUDNORM:  # the default method keeps its historical key
-                loud += [str(o.loudness), RMS_BELOW_LUFS_DB]
+            loud = [o.loudness_i, o.true_peak, str(o.loudness)]
+            if Loudness(o.loudness) is Loudness.GAIN:
+                loud.append(RMS_ABOVE_LUFS_DB)
         return content_key(
             **extra,
             v=RENDER_VERSION,
@@ -193,7 +196,7 @@ class AudioRenderer:
             repeats=repeats,
             gap_s=gap_s,
             fmt=str(fmt),
-            mp3=[o.mp3_rate, o.mp3_bitrate_k] if fmt is OutputFormat.MP3 else None,
+            mp3=[o.mp3_rate, o.mp3_bitrate_k, o.mp3_quality] if fmt is OutputFormat.MP3 else None,
             wav=o.wav_rate if fmt is OutputFormat.WAV else None,
             loud=loud,
         )
@@ -215,13 +218,23 @@ class AudioRenderer:
         texts = [t for t in (title, text) if t]
         engine, speeches = await self.chain.synth_all(texts)
         parts = [await self._to_work_pcm(s) for s in speeches]
-        pcm = self._layout(parts, repeats, gap_s, layout)
-        data = await encode(pcm, fmt, self.options, timeout_s=self._ffmpeg_timeout_s)
+        # Title and text come from one engine and voice: one level for both, applied while encoding.
+        audio_filter = level_filter(self.options, parts)
+        one = silence_pcm(WORK_RATE, TITLE_GAP_S).join(parts)
+        if fmt is OutputFormat.MP3:
+            data = await self._assemble_mp3(one, audio_filter, repeats, gap_s, layout)
+            duration_s = mp3_duration_s(data, self.options)
+        else:
+            if audio_filter is not None:
+                one = await filter_pcm(one, audio_filter, timeout_s=self._ffmpeg_timeout_s)
+            pcm = self._layout(one, repeats, gap_s, layout)
+            data = await encode(pcm, fmt, self.options, timeout_s=self._ffmpeg_timeout_s)
+            duration_s = len(pcm) / 2 / WORK_RATE
         digest, path = await asyncio.to_thread(self.cache.put, data, str(fmt))
         ref = AudioRef(
             digest=digest,
             format=str(fmt),
-            duration_s=round(len(pcm) / 2 / WORK_RATE, 3),
+            duration_s=round(duration_s, 3),
             engine=engine.name,
             voice=engine.voice,
         )
@@ -229,8 +242,34 @@ class AudioRenderer:
         await asyncio.to_thread(self.cache.bind, key, ref)
         return RenderedAudio(ref, path)
 
-    def _layout(self, parts: list[bytes], repeats: int, gap_s: float, layout: Layout) -> bytes:
-        one = silence_pcm(WORK_RATE, TITLE_GAP_S).join(parts)
+    async def _assemble_mp3(
+        self, one: bytes, audio_filter: str | None, repeats: int, gap_s: float, layout: Layout
+    ) -> bytes:
+        """Encode the speech once (in parallel parts) and build the programme from encoded pieces: the
+        repeats reuse the same bytes, the gap and the chimes are encoded once per renderer."""
+        speech, gap = await asyncio.gather(
+            encode_mp3(one, self.options, audio_filter=audio_filter, timeout_s=self._ffmpeg_timeout_s),
+            self._silence_mp3(gap_s if repeats > 1 else 0.0),
+        )
+        body = gap.join([speech] * repeats)
+        if layout is Layout.SPEECH:
+            return body
+        chimes = await self.chime_segments()
+        return chimes.opening + body + chimes.closing
+
+    async def _silence_mp3(self, seconds: float) -> bytes:
+        if seconds <= 0:
+            return b""
+        task = self._silences.get(seconds)
+        if task is None or (task.done() and task.exception() is not None):
+            pcm = silence_pcm(WORK_RATE, seconds)
+            task = asyncio.ensure_future(
+                encode(pcm, OutputFormat.MP3, self.options, timeout_s=self._ffmpeg_timeout_s)
+            )
+            self._silences[seconds] = task
+        return await asyncio.shield(task)
+
+    def _layout(self, one: bytes, repeats: int, gap_s: float, layout: Layout) -> bytes:
         body = silence_pcm(WORK_RATE, gap_s).join([one] * repeats)
         if layout is Layout.SPEECH:
             return body
@@ -245,11 +284,9 @@ class AudioRenderer:
         )
 
     async def _to_work_pcm(self, speech: Speech) -> bytes:
-        """Speech as work-rate PCM, loudness-normalised on its own so every engine and voice sits at the
-        same level next to the fixed-level chime (normalising the whole programme would let the chime
-        set the gain)."""
+        """Speech as work-rate PCM, not yet levelled (``level_filter`` does that while encoding)."""
         if speech.format is SpeechFormat.PCM_S16LE:
-            if speech.sample_rate == WORK_RATE and not self.options.loudnorm:
+            if speech.sample_rate == WORK_RATE:
                 return speech.data
             src = pcm_input_args(speech.sample_rate)
         else:
@@ -257,7 +294,7 @@ class AudioRenderer:
         return await to_work_pcm(
             speech.data,
             src,
-            self.options,
+            replace(self.options, loudnorm=False),
             what=f"prepare speech from {speech.engine}",
             timeout_s=self._ffmpeg_timeout_s,
         )

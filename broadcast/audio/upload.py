@@ -22,6 +22,7 @@ from pathlib import Path
 from broadcast.audio.cache import AudioCache
 from broadcast.audio.encode import WORK_RATE, EncodeOptions, OutputFormat, encode, pcm_input_args, to_work_pcm
 from broadcast.audio.ffmpeg import FfmpegError, run_ffmpeg
+from broadcast.audio.truncation import mp3_truncated, wav_truncated
 from broadcast.model import AudioRef
 
 ALLOWED_SAMPLE_RATES = frozenset({8_000, 11_025, 12_000, 16_000, 22_050, 24_000, 32_000, 44_100, 48_000})
@@ -34,6 +35,9 @@ _STREAM_RE = re.compile(
 )
 
 
+_DURATION_RE = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
+
+
 class UploadProblem(StrEnum):
     EMPTY = "empty"
     TOO_BIG = "too_big"
@@ -42,6 +46,7 @@ class UploadProblem(StrEnum):
     TOO_LONG = "too_long"
     TOO_SHORT = "too_short"
     SILENT = "silent"
+    TRUNCATED = "truncated"  # the file ends before the audio it declares (an interrupted copy or upload)
 
 
 class UploadRejected(Exception):
@@ -67,6 +72,16 @@ class ValidatedAudio:
     size_bytes: int
     ref: AudioRef | None = None
     path: Path | None = None
+
+
+def _declared_duration_s(stderr: str) -> float | None:
+    """The duration the container states (ffmpeg's "Duration:"), unless ffmpeg only estimated it."""
+    if "Estimating duration from bitrate" in stderr:
+        return None
+    m = _DURATION_RE.search(stderr)
+    if m is None:
+        return None
+    return int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
 
 
 def _channels(layout: str) -> int:
@@ -126,6 +141,14 @@ async def validate_upload(
         raise reject(UploadProblem.TOO_LONG, f"录音超过 {max_duration_s:.0f} 秒的上限，请剪短后重新上传。")
     if duration < MIN_DURATION_S:
         raise reject(UploadProblem.TOO_SHORT, f"录音太短（不足 {MIN_DURATION_S} 秒），请重新录制。")
+    declared = _declared_duration_s(stderr)
+    cut_short = declared is not None and duration + max(0.5, 0.02 * declared) < declared
+    if cut_short or (m.group("codec") == "mp3" and mp3_truncated(data)) or wav_truncated(data):
+        said = f"（文件声明 {declared:.1f} 秒，实际只有 {duration:.1f} 秒）" if cut_short and declared else ""
+        raise reject(
+            UploadProblem.TRUNCATED,
+            f"录音文件不完整{said}，可能是复制或上传中断。请重新导出完整的录音后再上传。",
+        )
     samples = array.array("h", pcm)
     if max(samples, default=0) < SILENCE_PEAK and -min(samples, default=0) < SILENCE_PEAK:
         raise reject(UploadProblem.SILENT, "录音里没有声音（全是静音），请检查麦克风后重新录制。")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -39,6 +39,7 @@ MAX_AREAS = 500
 MAX_LANGUAGES = 8
 CANCEL_EVENT = "10000"  # 突发事件: the event code of a cancel that names none
 
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
 _LANGUAGE = re.compile(r"^[a-z]{3}$")
 
@@ -57,6 +58,7 @@ FIELDS = frozenset(
         "languages",
         "related_ebm_id",
         "client_id",
+        "audio_digest",
     }
 )
 _LANGUAGE_FIELDS = frozenset({"language", "title", "text"})
@@ -255,6 +257,22 @@ def _languages(doc: Mapping[str, Any]) -> list[Content]:
     return out
 
 
+def _audio_digest(doc: Mapping[str, Any], audio_exists: Callable[[str], bool] | None) -> str | None:
+    raw = _string(doc, "audio_digest", required=False, max_len=64)
+    if raw is None:
+        return None
+    digest = raw.lower()
+    if not _DIGEST.match(digest):
+        raise _err(_K.BAD_VALUE, "audio_digest", "应为上传录音（POST /api/audio）返回的 64 位十六进制 digest")
+    if audio_exists is None:
+        raise _err(_K.BAD_VALUE, "audio_digest", "此接口不接受录音，请删去该字段或改用操作台上传")
+    if not audio_exists(digest):
+        raise _err(
+            _K.BAD_VALUE, "audio_digest", f"找不到录音 {digest[:12]}…（可能已被清理），请重新上传录音后再提交"
+        )
+    return digest
+
+
 def _load(data: bytes, max_bytes: int) -> dict[str, Any]:
     if len(data) > max_bytes:
         raise _err(_K.TOO_LARGE, "", f"消息体 {len(data)} 字节，超过上限 {max_bytes} 字节，请精简正文")
@@ -277,11 +295,13 @@ def parse_message_json(
     max_bytes: int = MAX_BYTES,
     event_names: Mapping[str, str] | None = None,
     default_duration: timedelta = DEFAULT_DURATION,
+    audio_exists: Callable[[str], bool] | None = None,
 ) -> MessageDraft:
     """Validate one JSON message; raise `MessageJsonError` naming the first field that is wrong.
 
     ``event_names`` (code → Chinese name, e.g. from config/event-types.tsv) resolves ``event`` by exact
-    name before the built-in keyword table.
+    name before the built-in keyword table. ``audio_exists(digest)`` says whether an uploaded recording
+    is in the audio cache; without it a document naming ``audio_digest`` is refused.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -311,6 +331,7 @@ def parse_message_json(
     if end - start > MAX_DURATION:
         raise _err(_K.BAD_VALUE, "end", "播发时长超过 7 天，请缩短或分次发布")
     contents = (Content("zho", title, text), *_languages(doc))
+    audio_digest = _audio_digest(doc, audio_exists)
     return MessageDraft(
         msg_type=msg_type,
         event_type=event_type,
@@ -324,4 +345,5 @@ def parse_message_json(
         contents=contents,
         source=SourceRef(kind=SourceKind.OPERATOR, sender=sender, identifier=client_id),
         related_ebm_id=related,
+        audio_digest=audio_digest,
     )

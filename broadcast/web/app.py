@@ -18,6 +18,7 @@ from broadcast.security.install import install as install_security
 from broadcast.security.middleware import principal_of
 from broadcast.security.roles import DEFAULT_MATRIX, PUBLIC, Permission, Rule
 from broadcast.web import operator, views
+from broadcast.web.audio_routes import add_audio_routes
 from broadcast.web.console_routes import CONSOLE_RULES, add_console_routes
 from broadcast.web.jsonutil import json_response
 from broadcast.web.live import live_audio_handler
@@ -105,6 +106,7 @@ async def post_message(request: web.Request) -> web.Response:
 # Operator actions beyond the security module's default matrix.
 MATRIX = DEFAULT_MATRIX.with_rules(
     *CONSOLE_RULES,
+    Rule("POST", "/api/audio", Permission.MESSAGES_COMPOSE),  # operator audio upload
     Rule("POST", "/api/reports/health", Permission.READ),  # generate a health report on demand
     Rule("POST", "/ebd", PUBLIC),  # upper platforms: authenticated by SM2 signatures, not logins
     Rule("*", "/api/media/programmes", PUBLIC),  # media centre: its own bearer token ([interconnect])
@@ -134,5 +136,11 @@ def make_app(controller: Controller) -> web.Application:
     views.add_routes(app, CONTROLLER)
     operator.add_routes(app, CONTROLLER)
     add_report_routes(app, CONTROLLER)
+    add_audio_routes(
+        app,
+        CONTROLLER,
+        max_bytes=controller.audio_config.upload_max_bytes,
+        max_duration_s=controller.audio_config.upload_max_duration_s,
+    )
     add_console_routes(app, CONTROLLER)
     return app

@@ -28,5 +28,7 @@ async def test_gain_levels_quiet_and_loud_voices_alike(tmp_path: Path) -> None:
 async def test_gain_renders_are_cached_apart_from_loudnorm(tmp_path: Path) -> None:
     cache = AudioCache(tmp_path)
     a = await AudioRenderer(cache, options=EncodeOptions(loudness=Loudness.GAIN)).render("", SENTENCE)
-    b = await AudioRenderer(cache).render("", SENTENCE)
+    b = await AudioRenderer(cache, options=EncodeOptions(loudness=Loudness.LOUDNORM)).render("", SENTENCE)
     assert not b.from_cache and a.ref.digest != b.ref.digest
+    c = await AudioRenderer(cache).render("", SENTENCE)  # the default method is GAIN
+    assert c.from_cache and c.ref == a.ref

@@ -18,7 +18,7 @@ from broadcast.controller import Controller
 from broadcast.security import accounts
 from broadcast.security.passwords import Passwords
 from broadcast.security.roles import Role
-from broadcast.web.console_routes import CONSOLE_RULES, EventHub, add_console_routes
+from broadcast.web.console_routes import CONSOLE_RULES, HUB, EventHub, add_console_routes
 from sim.fleet import Fleet
 from tests.e2e.conftest import AUTH, _online, settings_for, wait_until
 
@@ -60,7 +60,8 @@ async def console_county(
     hubs: list[EventHub] = []
 
     async def setup(controller: Controller, app: web.Application) -> None:
-        hubs.append(add_console_routes(app, app_module.CONTROLLER))
+        # make_app installs the console; older trees needed it added here.
+        hubs.append(app[HUB] if HUB in app else add_console_routes(app, app_module.CONTROLLER))
 
     controller = await Controller.create(settings_for(tmp_path))
     await controller.start(extra_setup=setup)

@@ -95,7 +95,9 @@ def settings_for(tmp_path: Path, extra: dict[str, Any] | None = None, **adapter:
         "intake": {"tokens": TOKENS},
         "server": {"port": 0},
         "database": {"url": database_url(tmp_path)},
-        "audio": {"cache_dir": str(tmp_path / "audio")},
+        # Tests never reach for the internet: the offline engine only (edge-tts is tested against a
+        # local stand-in of its service in tests/audio).
+        "audio": {"cache_dir": str(tmp_path / "audio"), "engines": ["offline"]},
         "dispatch": {"retry_initial_s": 0.05, "retry_max_s": 0.2},
         "drills": [],  # no scheduled drill in the middle of a test
         "adapters": {"ip_speaker": {"port": 0, "ack_timeout_s": 1.0, **adapter}},

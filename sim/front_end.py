@@ -1,0 +1,555 @@
+"""A simulated street/village front-end (前端) that relays between the county and its terminals, with
+the §4.1 protocol both ways and the conventions of ``adapters.front_end.relay``.
+
+Owns: the upward TCP client (registers with the county by a heartbeat with no targets, heartbeats,
+reconnects with backoff, forwards its terminals' heartbeats and reports, stores results while the
+county link is down and forwards them after re-registering), the downward TCP server its terminals
+(``sim.ip_terminal.SimTerminal``) connect to, relaying each county request to every target and
+answering the county with grouped per-terminal replies, and a LOCAL village announcement (audio URL or
+text) that any county start preempts (the local broadcast is stopped on the terminals first). Reports
+about the local announcement stay here. Fault levers: ``go_offline``/``come_online`` (county link),
+``drop_next(n)`` (county frames ignored), ``reboot()``.
+
+Never imports the controller core; only tests, benchmarks and the demo import ``sim``. Sleeping here is
+deliberate (heartbeat intervals, backoff).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from adapters.front_end.relay import group_by_body
+from adapters.ip_speaker.codec import (
+    DecodeError,
+    Frame,
+    FrameDecoder,
+    HeaderVariant,
+    PacketType,
+    encode_frame,
+)
+from adapters.ip_speaker.payloads import (
+    AUX_URL,
+    AuxItem,
+    BroadcastRecords,
+    BroadcastResult,
+    BroadcastType,
+    BusinessType,
+    FaultReport,
+    Heartbeat,
+    PayloadError,
+    Reply,
+    ResultCode,
+    StartBroadcast,
+    StopBroadcast,
+    TaskSwitch,
+    WorkState,
+)
+from broadcast.clock import Clock, SystemClock
+from broadcast.model import TerminalRef
+
+log = logging.getLogger(__name__)
+
+AUX_TEXT = 0x01  # legacy aux item: text
+FORWARDED = (
+    BusinessType.FAULT_REPORT,
+    BusinessType.TASK_SWITCH,
+    BusinessType.BROADCAST_RESULT,
+    BusinessType.BROADCAST_RECORDS,
+)
+STORED = (BusinessType.BROADCAST_RESULT, BusinessType.BROADCAST_RECORDS)
+
+
+class LocalRefused(RuntimeError):
+    """A local announcement was refused because a county broadcast is on air here."""
+
+
+@dataclass
+class LocalAnnouncement:
+    ebm_id: str
+    url: str | None
+    text: str | None
+    started_at: datetime
+    accepted: tuple[str, ...] = ()
+    preempted_by: str | None = None
+    reports: list[tuple[str, int]] = field(default_factory=list)  # (terminal, business type)
+
+
+@dataclass(eq=False)
+class _Downlink:
+    writer: asyncio.StreamWriter
+    code: str | None = None
+
+
+class FrontEndSim:
+    def __init__(
+        self,
+        code: str,
+        terminals: Sequence[TerminalRef],
+        county_host: str,
+        county_port: int,
+        *,
+        relay_timeout_s: float = 2.0,
+        heartbeat_interval_s: float = 30.0,
+        physical_address: str | None = None,
+        clock: Clock | None = None,
+        reconnect_initial_s: float = 0.05,
+        reconnect_max_s: float = 2.0,
+    ) -> None:
+        self.code = code
+        self.refs = {t.resource_code: t for t in terminals}
+        self._by_address = {t.physical_address: t for t in terminals}
+        self.county_host = county_host
+        self.county_port = county_port
+        self.relay_timeout_s = relay_timeout_s
+        self.heartbeat_interval_s = heartbeat_interval_s
+        self.physical_address = physical_address or ("FE" + code[-10:])
+        self._clock: Clock = clock or SystemClock()
+        self._backoff = (reconnect_initial_s, reconnect_max_s)
+        self.port = 0  # where terminals connect; bound by start()
+        # ground truth
+        self.registrations = 0
+        self.relayed: list[tuple[int, str, tuple[str, ...]]] = []  # (business type, ebm id, targets)
+        self.locals: list[LocalAnnouncement] = []
+        self.rejections: list[Reply] = []
+        self.forwarded = 0
+        # state
+        self._county_active: dict[str, set[str]] = {}  # county EBM -> terminals accepted
+        self._down: dict[str, _Downlink] = {}
+        self._server: asyncio.Server | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._registered = asyncio.Event()
+        self._binding: int | None = None
+        self._power_up = True
+        self._online = False
+        self._run_task: asyncio.Task[None] | None = None
+        self._sessions = itertools.count(1)
+        self._pending: dict[tuple[str, int], asyncio.Future[bytes]] = {}
+        self._unsent: list[Frame] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._drop = 0
+        self._local_seq = 0
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @property
+    def registered(self) -> bool:
+        return self._registered.is_set()
+
+    def connected_terminals(self) -> tuple[str, ...]:
+        return tuple(sorted(self._down))
+
+    async def start(self) -> None:
+        if self._server is None:
+            self._server = await asyncio.start_server(self._serve_terminal, "127.0.0.1", self.port)
+            self.port = self._server.sockets[0].getsockname()[1]
+        self._online = True
+        if self._run_task is None or self._run_task.done():
+            self._run_task = asyncio.create_task(self._run(), name=f"sim-front-end-{self.code}")
+
+    async def stop(self) -> None:
+        self._online = False
+        await self._halt_uplink()
+        await self._close_downlinks()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def wait_registered(self, within_s: float) -> bool:
+        try:
+            async with asyncio.timeout(within_s):
+                await self._registered.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    # -- levers --------------------------------------------------------------------------------
+
+    async def go_offline(self) -> None:
+        self._online = False
+        await self._halt_uplink()
+
+    async def come_online(self) -> None:
+        await self.start()
+
+    def drop_next(self, n: int = 1) -> None:
+        """Silently ignore the next ``n`` frames from the county."""
+        self._drop += n
+
+    async def reboot(self) -> None:
+        """Power-cycle: both sides drop, everything in memory is forgotten, the terminals reconnect."""
+        self._online = False
+        await self._halt_uplink()
+        await self._close_downlinks()
+        self._county_active.clear()
+        self._unsent.clear()
+        self._drop = 0
+        self._power_up = True
+        await self.start()
+
+    # -- local announcement --------------------------------------------------------------------
+
+    def announce(self, *, audio_url: str | None = None, text: str | None = None, minutes: int = 10) -> str:
+        """Start a local village announcement on every connected terminal; returns its local EBM id.
+        Raises LocalRefused while a county broadcast is on air here."""
+        if (audio_url is None) == (text is None):
+            raise ValueError("give exactly one of audio_url or text")
+        if self._county_active:
+            raise LocalRefused(f"前端 {self.code} 正在播发县级应急广播，本地广播被拒绝")
+        self._local_seq += 1
+        now = self._clock.now()
+        ebm_id = f"{self.code}{now:%Y%m%d}{self._local_seq % 10000:04d}"
+        aux = AuxItem(AUX_URL, audio_url.encode()) if audio_url else AuxItem(AUX_TEXT, (text or "").encode())
+        start = int(now.timestamp())
+        sb = StartBroadcast(
+            ebm_id, BroadcastType.DAILY, 0, "11111", 0xFF, start, start + minutes * 60, (aux,)
+        )
+        local = LocalAnnouncement(ebm_id, audio_url, text, now)
+        self.locals.append(local)
+        task = asyncio.get_running_loop().create_task(self._start_local(local, sb))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return ebm_id
+
+    @property
+    def local_active(self) -> LocalAnnouncement | None:
+        last = self.locals[-1] if self.locals else None
+        return last if last is not None and last.preempted_by is None else None
+
+    async def _start_local(self, local: LocalAnnouncement, sb: StartBroadcast) -> None:
+        codes = list(self._down)
+        answers = await asyncio.gather(*(self._relay_one(c, sb.BUSINESS_TYPE, sb.encode()) for c in codes))
+        local.accepted = tuple(c for c, body in zip(codes, answers, strict=True) if Reply.decode(body).ok)
+
+    def _preempt_local(self, county_ebm: str) -> None:
+        local = self.local_active
+        if local is None:
+            return
+        local.preempted_by = county_ebm
+        stop = StopBroadcast(local.ebm_id).encode()
+        for code in list(self._down):  # sent before the county start on the same connection
+            with contextlib.suppress(ConnectionError):
+                self._send_down(
+                    code,
+                    Frame(
+                        next(self._sessions),
+                        PacketType.REQUEST,
+                        self.code,
+                        (code,),
+                        BusinessType.STOP_BROADCAST,
+                        stop,
+                    ),
+                )
+
+    # -- uplink (to the county) ----------------------------------------------------------------
+
+    async def _halt_uplink(self) -> None:
+        task, self._run_task = self._run_task, None
+        if self._writer is not None:
+            self._writer.close()
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        initial, cap = self._backoff
+        backoff = initial
+        while self._online:
+            try:
+                reader, writer = await asyncio.open_connection(self.county_host, self.county_port)
+            except OSError:
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, cap)
+                continue
+            await self._uplink(reader, writer)
+            if self.registrations:
+                backoff = initial
+            if self._online:
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, cap)
+
+    async def _uplink(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+        decoder = FrameDecoder(HeaderVariant.STANDARD)
+        self._binding = self._up(
+            Heartbeat(WorkState.IDLE, self._power_up, self.physical_address.encode()), ()
+        )
+        beat = asyncio.create_task(self._heartbeats())
+        try:
+            while True:
+                data = await reader.read(1 << 16)
+                if not data:
+                    break
+                for item in decoder.feed(data):
+                    if not isinstance(item, DecodeError):
+                        self._on_county_frame(item)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            beat.cancel()
+            self._writer = None
+            self._registered.clear()
+            writer.close()
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval_s)
+            self._up(Heartbeat(WorkState.IDLE, False, self.physical_address.encode()), ())
+
+    def _send_up(self, frame: Frame) -> bool:
+        writer = self._writer
+        if writer is None or writer.is_closing():
+            return False
+        writer.write(encode_frame(frame))
+        return True
+
+    def _up(self, payload: Heartbeat, targets: tuple[str, ...]) -> int | None:
+        session = next(self._sessions) & 0xFFFFFFFF
+        frame = Frame(
+            session, PacketType.REQUEST, self.code, targets, payload.BUSINESS_TYPE, payload.encode()
+        )
+        return session if self._send_up(frame) else None
+
+    def _forward(self, code: str, frame: Frame) -> None:
+        """A terminal's report, forwarded upward (results are kept until the county has them)."""
+        out = Frame(
+            next(self._sessions) & 0xFFFFFFFF,
+            PacketType.REQUEST,
+            self.code,
+            (code,),
+            frame.business_type,
+            frame.business_data,
+        )
+        if self.registered and self._send_up(out):
+            self.forwarded += 1
+        elif frame.business_type in STORED:
+            self._unsent.append(out)
+
+    def _on_county_frame(self, frame: Frame) -> None:
+        if self._drop:
+            self._drop -= 1
+            return
+        if frame.is_response:
+            if frame.session_id == self._binding:
+                self._binding = None
+                reply = Reply.decode(frame.business_data)
+                if reply.ok:
+                    self._on_registered()
+            elif frame.business_type != BusinessType.HEARTBEAT:
+                with contextlib.suppress(PayloadError):
+                    reply = Reply.decode(frame.business_data)
+                    if not reply.ok:
+                        self.rejections.append(reply)
+            return
+        task = asyncio.get_running_loop().create_task(self._relay_request(frame))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_registered(self) -> None:
+        self.registrations += 1
+        self._power_up = False
+        self._registered.set()
+        for code in self._down:  # tell the county who is here
+            self._up(Heartbeat(WorkState.IDLE, False, self.refs[code].physical_address.encode()), (code,))
+        unsent, self._unsent = self._unsent, []
+        for frame in unsent:
+            self._send_up(frame)
+            self.forwarded += 1
+
+    async def _relay_request(self, frame: Frame) -> None:
+        if not frame.targets:
+            self._send_up(
+                Frame(
+                    frame.session_id,
+                    PacketType.RESPONSE,
+                    self.code,
+                    (),
+                    frame.business_type,
+                    Reply(ResultCode.UNSUPPORTED, "前端本身不受理该请求").encode(),
+                )
+            )
+            return
+        ebm_id = ""
+        if frame.business_type in (BusinessType.START_BROADCAST, BusinessType.STOP_BROADCAST):
+            try:
+                payload = frame.payload()
+            except PayloadError as exc:
+                body = Reply(ResultCode.PARSE_ERROR, str(exc)).encode()
+                self._send_up(
+                    Frame(
+                        frame.session_id,
+                        PacketType.RESPONSE,
+                        self.code,
+                        frame.targets,
+                        frame.business_type,
+                        body,
+                    )
+                )
+                return
+            assert isinstance(payload, StartBroadcast | StopBroadcast)
+            ebm_id = payload.ebm_id
+            if isinstance(payload, StartBroadcast):
+                self._preempt_local(ebm_id)
+        self.relayed.append((frame.business_type, ebm_id, frame.targets))
+        codes = list(dict.fromkeys(frame.targets))
+        bodies = await asyncio.gather(
+            *(self._relay_one(c, frame.business_type, frame.business_data) for c in codes)
+        )
+        answers = dict(zip(codes, bodies, strict=True))
+        if frame.business_type == BusinessType.START_BROADCAST:
+            ok = {c for c, b in answers.items() if Reply.decode(b).ok}
+            if ok:
+                self._county_active.setdefault(ebm_id, set()).update(ok)
+        elif frame.business_type == BusinessType.STOP_BROADCAST:
+            self._finish(ebm_id, codes)
+        for body, group in group_by_body(answers):
+            self._send_up(
+                Frame(frame.session_id, PacketType.RESPONSE, self.code, group, frame.business_type, body)
+            )
+
+    async def _relay_one(self, code: str, business_type: int, data: bytes) -> bytes:
+        if code not in self.refs:
+            return Reply(ResultCode.RESOURCE_CODE_INVALID, f"终端 {code} 不在前端 {self.code} 之后").encode()
+        if code not in self._down:
+            return Reply(ResultCode.TERMINAL_OFFLINE, f"终端 {code} 未连接前端").encode()
+        session = next(self._sessions) & 0xFFFFFFFF
+        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._pending[(code, session)] = fut
+        try:
+            self._send_down(code, Frame(session, PacketType.REQUEST, self.code, (code,), business_type, data))
+            async with asyncio.timeout(self.relay_timeout_s):
+                return await fut
+        except TimeoutError:
+            return Reply(
+                ResultCode.TIMEOUT, f"终端 {code} 未在 {self.relay_timeout_s:g} 秒内应答前端"
+            ).encode()
+        except ConnectionError:
+            return Reply(ResultCode.TERMINAL_OFFLINE, f"终端 {code} 与前端的连接断开").encode()
+        finally:
+            self._pending.pop((code, session), None)
+
+    def _finish(self, ebm_id: str, codes: Sequence[str]) -> None:
+        active = self._county_active.get(ebm_id)
+        if active is not None:
+            active.difference_update(codes)
+            if not active:
+                del self._county_active[ebm_id]
+
+    # -- downlinks (terminals) -----------------------------------------------------------------
+
+    def _send_down(self, code: str, frame: Frame) -> None:
+        link = self._down.get(code)
+        if link is None or link.writer.is_closing():
+            raise ConnectionError(f"terminal {code} is not connected")
+        link.writer.write(encode_frame(frame))
+
+    async def _close_downlinks(self) -> None:
+        links = list(self._down.values())
+        self._down.clear()
+        for link in links:
+            link.writer.close()
+        for (_, _), fut in list(self._pending.items()):
+            if not fut.done():
+                fut.set_exception(ConnectionError("front-end restarted"))
+
+    async def _serve_terminal(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        link = _Downlink(writer)
+        decoder = FrameDecoder(HeaderVariant.STANDARD)
+        try:
+            while True:
+                data = await reader.read(1 << 16)
+                if not data:
+                    break
+                for item in decoder.feed(data):
+                    if not isinstance(item, DecodeError):
+                        self._on_terminal_frame(link, item)
+                if writer.is_closing():
+                    break
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+            code = link.code
+            if code is not None and self._down.get(code) is link:
+                del self._down[code]
+                for (c, _), fut in list(self._pending.items()):
+                    if c == code and not fut.done():
+                        fut.set_exception(ConnectionError("terminal link lost"))
+                ref = self.refs[code]
+                self._up(Heartbeat(WorkState.OFFLINE, False, ref.physical_address.encode()), (code,))
+
+    def _answer(self, link: _Downlink, frame: Frame, result: int, desc: str = "") -> None:
+        out = Frame(
+            frame.session_id,
+            PacketType.RESPONSE,
+            self.code,
+            (frame.source,),
+            frame.business_type,
+            Reply(result, desc).encode(),
+        )
+        if not link.writer.is_closing():
+            link.writer.write(encode_frame(out))
+
+    def _on_terminal_frame(self, link: _Downlink, frame: Frame) -> None:
+        if frame.is_response:
+            fut = self._pending.get((link.code or "", frame.session_id))
+            if fut is not None and not fut.done():
+                fut.set_result(frame.business_data)
+            return
+        try:
+            payload = frame.payload()
+        except PayloadError as exc:
+            self._answer(link, frame, ResultCode.PARSE_ERROR, str(exc))
+            return
+        if link.code is None:
+            self._bind(link, frame, payload)
+            return
+        if frame.source != link.code:
+            self._answer(link, frame, ResultCode.PARAM_ILLEGAL, "帧源编码与已注册终端不符")
+            return
+        if isinstance(payload, Heartbeat):
+            self._answer(link, frame, ResultCode.OK)
+            self._forward(link.code, frame)
+        elif isinstance(payload, TaskSwitch | BroadcastResult | BroadcastRecords | FaultReport):
+            self._answer(link, frame, ResultCode.OK)
+            self._on_report(link.code, frame, payload)
+        else:
+            self._answer(link, frame, ResultCode.UNSUPPORTED, "前端不受理该业务")
+
+    def _bind(self, link: _Downlink, frame: Frame, payload: object) -> None:
+        ref = (
+            self._by_address.get(payload.physical_address.decode("ascii", errors="replace"))
+            if isinstance(payload, Heartbeat)
+            else None
+        )
+        if ref is None or ref.resource_code != frame.source:
+            self._answer(link, frame, ResultCode.RESOURCE_CODE_INVALID, "未登记在本前端之后的终端")
+            link.writer.close()
+            return
+        old = self._down.get(ref.resource_code)
+        link.code = ref.resource_code
+        self._down[ref.resource_code] = link
+        if old is not None:
+            old.writer.close()
+        self._answer(link, frame, ResultCode.OK)
+        self._forward(ref.resource_code, frame)
+
+    def _on_report(self, code: str, frame: Frame, payload: object) -> None:
+        local = {a.ebm_id: a for a in self.locals}
+        ebm_id = payload.ebm_id if isinstance(payload, TaskSwitch | BroadcastResult) else None
+        if ebm_id is not None and ebm_id in local:
+            local[ebm_id].reports.append((code, frame.business_type))
+            return
+        if isinstance(payload, BroadcastResult):
+            self._finish(payload.ebm_id, (code,))
+        self._forward(code, frame)

@@ -1,0 +1,111 @@
+"""The adapter contract: every adapter, driven against its own simulator, behaves the same way to the
+core. Preemption is not part of this suite (it belongs to the preemption work)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from adapters.base import Adapter, FailureKind, Outcome, SendResult
+from broadcast.model import DeliveryOrder, DeliveryStatus, FailureReason
+from tests.contract.rigs import DRIVERS, Driver, audio_server, until
+
+
+@pytest.fixture(params=sorted(DRIVERS))
+async def driver(request: pytest.FixtureRequest) -> AsyncIterator[Driver]:
+    async with audio_server() as base:
+        d = DRIVERS[request.param](base)
+        await d.start()
+        try:
+            yield d
+        finally:
+            await d.close()
+
+
+async def deliver_until_accepted(d: Driver, order: DeliveryOrder, within_s: float = 5.0) -> list[SendResult]:
+    """What the dispatcher does: try again after a RETRY until accepted (polling, with a deadline)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    results: list[SendResult] = []
+    while loop.time() < deadline:
+        result = await d.adapter.deliver(order, d.code)
+        results.append(result)
+        if result.outcome is not Outcome.RETRY:
+            return results
+        d.device_recovers()
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"never accepted: {results}")
+
+
+async def test_implements_the_protocol(driver: Driver) -> None:
+    assert isinstance(driver.adapter, Adapter)
+    assert driver.adapter.name == driver.name
+    assert isinstance(driver.adapter.status(), dict)
+
+
+async def test_deliver_is_accepted_then_playing_then_played(driver: Driver) -> None:
+    order = driver.order()
+    result = await driver.adapter.deliver(order, driver.code)
+    assert result.outcome is Outcome.ACCEPTED, result
+    await until(lambda: DeliveryStatus.PLAYING in driver.sink.statuses(driver.code, order.ebm_id))
+    await driver.finish(order)
+    statuses = driver.sink.statuses(driver.code, order.ebm_id)
+    assert statuses.index(DeliveryStatus.PLAYING) < statuses.index(DeliveryStatus.PLAYED)
+    assert statuses.count(DeliveryStatus.PLAYED) == 1
+    assert driver.completed(order.ebm_id) == 1
+
+
+async def test_stop_is_confirmed(driver: Driver) -> None:
+    order = driver.order(long=True)
+    assert (await driver.adapter.deliver(order, driver.code)).outcome is Outcome.ACCEPTED
+    await until(lambda: DeliveryStatus.PLAYING in driver.sink.statuses(driver.code, order.ebm_id))
+    result = await driver.adapter.stop(order.ebm_id, driver.code)
+    assert result.outcome is Outcome.ACCEPTED, result
+    await until(lambda: DeliveryStatus.CANCELLED in driver.sink.statuses(driver.code, order.ebm_id))
+    cancelled = [e for e in driver.sink.events if e.status is DeliveryStatus.CANCELLED]
+    assert cancelled[-1].reason is FailureReason.CANCELLED
+    assert DeliveryStatus.PLAYED not in driver.sink.statuses(driver.code, order.ebm_id)
+    assert driver.completed(order.ebm_id) == 0
+
+
+async def test_transient_failure_is_retry_then_ok(driver: Driver) -> None:
+    order = driver.order()
+    driver.transient_fault()
+    first = await driver.adapter.deliver(order, driver.code)
+    assert first.outcome is Outcome.RETRY, first
+    assert first.failure is FailureKind.TIMEOUT
+    assert first.detail
+    second = await driver.adapter.deliver(order, driver.code)
+    assert second.outcome is Outcome.ACCEPTED, second
+    await driver.finish(order)
+    assert driver.completed(order.ebm_id) == 1
+
+
+async def test_permanent_failure(driver: Driver) -> None:
+    order = driver.order()
+    driver.permanent_fault()
+    result = await driver.adapter.deliver(order, driver.code)
+    assert result.outcome is Outcome.PERMANENT, result
+    assert result.failure is FailureKind.REJECTED
+    assert DeliveryStatus.PLAYING not in driver.sink.statuses(driver.code, order.ebm_id)
+
+
+async def test_device_restart_mid_broadcast_completes_exactly_once(driver: Driver) -> None:
+    order = driver.order(long=True)
+    assert (await driver.adapter.deliver(order, driver.code)).outcome is Outcome.ACCEPTED
+    await until(lambda: DeliveryStatus.PLAYING in driver.sink.statuses(driver.code, order.ebm_id))
+    await driver.reboot()
+    results = await deliver_until_accepted(driver, order)
+    assert results[-1].outcome is Outcome.ACCEPTED, results
+    await driver.finish(order)
+    await until(lambda: driver.completed(order.ebm_id) >= 1)
+    assert driver.completed(order.ebm_id) == 1
+    assert driver.sink.statuses(driver.code, order.ebm_id).count(DeliveryStatus.PLAYED) == 1
+
+
+async def test_unknown_terminal_is_permanent(driver: Driver) -> None:
+    result = await driver.adapter.deliver(driver.order(), "65301810010010314019999")
+    assert result.outcome is Outcome.PERMANENT
+    assert result.failure is FailureKind.UNSUPPORTED

@@ -1,0 +1,331 @@
+"""Dispatcher preemption with a fake adapter: a higher item takes the terminal, the displaced one resumes
+once the terminal is free, a lower or equal one waits (never preempts), busy is retried, and nothing is
+played twice. Real ReceiptBook and SQLite store; the fake terminal is driven by the test."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from adapters.base import AdapterSink, Capability, FailureKind, SendResult
+from adapters.registry import AdapterRegistry
+from broadcast.clock import ManualClock
+from broadcast.dispatch import Dispatcher, RetryPolicy
+from broadcast.model import (
+    Content,
+    DeliveryEvent,
+    DeliveryOrder,
+    DeliveryStatus,
+    LinkState,
+    MessageDraft,
+    MsgType,
+    Severity,
+    SourceKind,
+    SourceRef,
+    TerminalKind,
+    TerminalRef,
+)
+from broadcast.preemption import order_rank
+from broadcast.receipts import ReceiptBook
+from broadcast.store import broadcasts as store
+from broadcast.store.db import make_engine, prepare_schema
+from broadcast.store.tables import deliveries, delivery_events
+
+T0 = datetime(2026, 7, 1, 2, 0, tzinfo=UTC)
+PLATFORM = "34530181000000000000000"  # 23 digits
+CODE = "06530181001001010101001"  # 23 digits
+TERMINAL = TerminalRef(CODE, "530181001001", "一号喇叭", TerminalKind.VILLAGE, "AA0001", adapter="fake")
+
+
+@dataclass
+class FakeTerminal:
+    """A terminal behind a fake adapter: follows the controller's ranking, refuses lower/equal (busy)."""
+
+    receipts: ReceiptBook
+    clock: ManualClock
+    playing: DeliveryOrder | None = None
+    starts: list[str] = field(default_factory=list)  # every accepted start, in order
+    completed: list[str] = field(default_factory=list)
+    busy_next: int = 0
+    attempts: int = 0
+
+
+class FakeAdapter:
+    name = "fake"
+    capabilities = frozenset({Capability.AUDIO_URL, Capability.STOP})
+
+    def __init__(self, term: FakeTerminal) -> None:
+        self.t = term
+
+    async def start(self, sink: AdapterSink, terminals: Sequence[TerminalRef]) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def is_reachable(self, terminal_code: str) -> bool:
+        return True
+
+    async def deliver(self, order: DeliveryOrder, terminal_code: str) -> SendResult:
+        self.t.attempts += 1
+        await asyncio.sleep(0)  # a reply takes a loop turn, like a real one
+        if self.t.busy_next:
+            self.t.busy_next -= 1
+            return SendResult.retry(FailureKind.BUSY, "结果码 31 终端忙")
+        cur = self.t.playing
+        if cur is not None and order_rank(order) <= order_rank(cur):
+            return SendResult.retry(FailureKind.BUSY, "结果码 31 终端忙")
+        self.t.playing = order
+        self.t.starts.append(order.ebm_id)
+        return SendResult.ok()
+
+    async def stop(self, ebm_id: str, terminal_code: str) -> SendResult:
+        if self.t.playing is not None and self.t.playing.ebm_id == ebm_id:
+            self.t.playing = None
+        return SendResult.ok()
+
+    def adopt(self, order: DeliveryOrder, terminal_code: str) -> None:
+        return None
+
+    def status(self) -> dict[str, Any]:
+        return {}
+
+    # driven by the test, as the terminal's reports would be
+    def report_playing(self) -> None:
+        assert self.t.playing is not None
+        self.t.receipts.record(self.t.playing.ebm_id, CODE, DeliveryStatus.PLAYING, self.t.clock.now())
+
+    def report_played(self) -> None:
+        cur = self.t.playing
+        assert cur is not None
+        self.t.playing = None
+        self.t.completed.append(cur.ebm_id)
+        self.t.receipts.record(cur.ebm_id, CODE, DeliveryStatus.PLAYED, self.t.clock.now())
+
+
+@dataclass
+class Rig:
+    dispatcher: Dispatcher
+    receipts: ReceiptBook
+    adapter: FakeAdapter
+    term: FakeTerminal
+    engine: Any
+    clock: ManualClock
+    seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    async def air(
+        self,
+        *,
+        msg_type: MsgType = MsgType.ACTUAL,
+        severity: Severity = Severity.RED,
+        kind: SourceKind = SourceKind.CAP,
+        valid_s: float = 3600.0,
+    ) -> DeliveryOrder:
+        n = next(self.seq)
+        draft = MessageDraft(
+            msg_type=msg_type,
+            event_type="11B03",
+            severity=severity,
+            sender_name="测试",
+            sender_code=PLATFORM,
+            sent_at=T0,
+            start_at=T0,
+            end_at=T0 + timedelta(seconds=valid_s),
+            area_codes=("530181001001",),
+            contents=(Content("zho", f"消息{n}", "正文"),),
+            source=SourceRef(kind, "test", f"item-{n}"),
+        )
+        bid, ebm = await store.create_broadcast(
+            self.engine,
+            draft,
+            platform_code=PLATFORM,
+            received_at=T0,
+            local_day=date(2026, 7, 1),
+            targets=[TERMINAL],
+        )
+        order = DeliveryOrder(
+            ebm_id=ebm,
+            msg_type=draft.msg_type,
+            severity=draft.severity,
+            event_type=draft.event_type,
+            priority=draft.priority,
+            start_at=draft.start_at,
+            end_at=draft.end_at,
+            title=draft.primary.title,
+            audio_url="http://127.0.0.1:1/a.mp3",
+            audio=None,
+        )
+        await self.dispatcher.dispatch(bid, order, [TERMINAL])
+        return order
+
+    def status(self, order: DeliveryOrder) -> DeliveryStatus | None:
+        return self.receipts.status_of(order.ebm_id, CODE)
+
+    async def history(self, order: DeliveryOrder) -> list[tuple[str, str | None]]:
+        await self.receipts.flush()
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(delivery_events.c.status, delivery_events.c.reason)
+                .join(deliveries, deliveries.c.id == delivery_events.c.delivery_id)
+                .where(deliveries.c.terminal_code == CODE)
+                .where(deliveries.c.broadcast_id == self.receipts.broadcast_id(order.ebm_id))
+                .order_by(delivery_events.c.id)
+            )
+            return [(r[0], r[1]) for r in rows]
+
+
+async def until(cond: Callable[[], bool], within: float = 3.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not cond():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.005)
+
+
+class _NoSink:
+    def delivery_event(self, event: DeliveryEvent) -> None: ...
+
+    def terminal_link(self, terminal_code: str, state: LinkState, at: datetime, detail: str = "") -> None: ...
+
+    def terminal_heartbeat(self, terminal_code: str, at: datetime) -> None: ...
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'd.sqlite3'}")
+    await prepare_schema(engine)
+    clock = ManualClock(T0)
+    receipts = ReceiptBook(engine, clock)
+    term = FakeTerminal(receipts, clock)
+    adapter = FakeAdapter(term)
+    registry = AdapterRegistry(clock, {})
+    registry.add("fake", adapter)
+    await registry.start_all(_NoSink(), [TERMINAL])
+    retry = RetryPolicy(initial_s=0.01, max_s=0.02, jitter=0.0)
+    dispatcher = Dispatcher(registry, receipts, clock, retry=retry)
+    receipts.start()
+    try:
+        yield Rig(dispatcher, receipts, adapter, term, engine, clock)
+    finally:
+        await dispatcher.close()
+        await receipts.close()
+        await engine.dispose()
+
+
+async def test_daily_programme_preempted_by_red_then_resumes(rig: Rig) -> None:
+    daily = await rig.air(kind=SourceKind.SCHEDULE, severity=Severity.UNKNOWN)
+    await until(lambda: rig.status(daily) is DeliveryStatus.ACKNOWLEDGED)
+    rig.adapter.report_playing()
+    assert rig.dispatcher.on_air(CODE) == daily.ebm_id
+
+    red = await rig.air(severity=Severity.RED)
+    await until(lambda: rig.status(red) is DeliveryStatus.ACKNOWLEDGED)
+    assert rig.status(daily) is DeliveryStatus.QUEUED
+    assert rig.dispatcher.on_air(CODE) == red.ebm_id
+    # The programme waits behind the warning: not sent again while the warning is on air.
+    await until(lambda: daily.ebm_id in rig.dispatcher.waiting_for(CODE))
+    assert rig.term.starts == [daily.ebm_id, red.ebm_id]
+
+    rig.adapter.report_playing()
+    rig.adapter.report_played()  # the warning is over: the programme resumes
+    await until(lambda: rig.status(daily) is DeliveryStatus.ACKNOWLEDGED)
+    rig.adapter.report_played()
+    assert rig.status(daily) is DeliveryStatus.PLAYED and rig.status(red) is DeliveryStatus.PLAYED
+    assert rig.term.starts == [daily.ebm_id, red.ebm_id, daily.ebm_id]
+    assert rig.term.completed == [red.ebm_id, daily.ebm_id]  # each played to the end once
+    hist = await rig.history(daily)
+    assert ("queued", "preempted") in hist
+    assert [s for s, _ in hist].count("played") == 1
+
+
+async def test_emergency_never_preempted_by_drill(rig: Rig) -> None:
+    red = await rig.air(severity=Severity.BLUE)
+    await until(lambda: rig.status(red) is DeliveryStatus.ACKNOWLEDGED)
+    rig.adapter.report_playing()
+    drill = await rig.air(msg_type=MsgType.TERMINAL_DRILL, kind=SourceKind.SCHEDULE)
+    await until(lambda: drill.ebm_id in rig.dispatcher.waiting_for(CODE))
+    # The controller does not even try: the terminal saw one start only.
+    assert rig.term.attempts == 1 and rig.term.starts == [red.ebm_id]
+    assert rig.status(red) is DeliveryStatus.PLAYING and rig.status(drill) is DeliveryStatus.QUEUED
+    rig.adapter.report_played()
+    await until(lambda: rig.status(drill) is DeliveryStatus.ACKNOWLEDGED)
+    assert rig.term.starts == [red.ebm_id, drill.ebm_id]
+    assert ("queued", "preempted") not in await rig.history(red)
+
+
+async def test_equal_rank_waits_behind(rig: Rig) -> None:
+    first = await rig.air(severity=Severity.ORANGE)
+    await until(lambda: rig.status(first) is DeliveryStatus.ACKNOWLEDGED)
+    second = await rig.air(severity=Severity.ORANGE)
+    await until(lambda: second.ebm_id in rig.dispatcher.waiting_for(CODE))
+    assert rig.status(first) is DeliveryStatus.ACKNOWLEDGED
+    rig.adapter.report_played()
+    await until(lambda: rig.status(second) is DeliveryStatus.ACKNOWLEDGED)
+    assert rig.term.starts == [first.ebm_id, second.ebm_id]
+
+
+async def test_highest_waiter_goes_first(rig: Rig) -> None:
+    red = await rig.air(severity=Severity.RED)
+    await until(lambda: rig.status(red) is DeliveryStatus.ACKNOWLEDGED)
+    daily = await rig.air(kind=SourceKind.SCHEDULE, severity=Severity.UNKNOWN)
+    drill = await rig.air(msg_type=MsgType.FRONT_END_DRILL, kind=SourceKind.SCHEDULE)
+    await until(lambda: set(rig.dispatcher.waiting_for(CODE)) == {daily.ebm_id, drill.ebm_id})
+    rig.adapter.report_played()
+    await until(lambda: rig.status(drill) is DeliveryStatus.ACKNOWLEDGED)
+    assert rig.status(daily) is DeliveryStatus.QUEUED
+    rig.adapter.report_played()
+    await until(lambda: rig.status(daily) is DeliveryStatus.ACKNOWLEDGED)
+    assert rig.term.starts == [red.ebm_id, drill.ebm_id, daily.ebm_id]
+
+
+async def test_busy_is_retried_with_backoff(rig: Rig) -> None:
+    rig.term.busy_next = 2
+    order = await rig.air()
+    await until(lambda: rig.status(order) is DeliveryStatus.ACKNOWLEDGED)
+    assert rig.term.attempts == 3
+    assert [s for s, _ in await rig.history(order)] == ["queued", "sent", "sent", "sent", "acknowledged"]
+
+
+async def test_preempted_item_reported_finished_is_not_resumed(rig: Rig) -> None:
+    daily = await rig.air(kind=SourceKind.SCHEDULE, severity=Severity.UNKNOWN)
+    await until(lambda: rig.status(daily) is DeliveryStatus.ACKNOWLEDGED)
+    red = await rig.air(severity=Severity.YELLOW)
+    await until(lambda: rig.status(red) is DeliveryStatus.ACKNOWLEDGED)
+    assert rig.status(daily) is DeliveryStatus.QUEUED
+    # A late report: the terminal had finished the programme just before the warning came.
+    rig.receipts.record(daily.ebm_id, CODE, DeliveryStatus.PLAYED, rig.clock.now())
+    rig.adapter.report_played()
+    await until(lambda: rig.dispatcher.on_air(CODE) is None and not rig.dispatcher.waiting_for(CODE))
+    assert rig.term.starts == [daily.ebm_id, red.ebm_id]
+
+
+async def test_preempted_item_that_cannot_resume_fails_as_preempted(rig: Rig) -> None:
+    daily = await rig.air(kind=SourceKind.SCHEDULE, severity=Severity.UNKNOWN, valid_s=0.3)
+    await until(lambda: rig.status(daily) is DeliveryStatus.ACKNOWLEDGED)
+    red = await rig.air(severity=Severity.RED)
+    await until(lambda: rig.status(red) is DeliveryStatus.ACKNOWLEDGED)
+    # The warning outlasts the programme's end time: the programme never comes back.
+    await until(lambda: rig.status(daily) is DeliveryStatus.FAILED)
+    assert (await rig.history(daily))[-1] == ("failed", "preempted")
+    assert rig.term.starts == [daily.ebm_id, red.ebm_id]
+    assert rig.dispatcher.on_air(CODE) == red.ebm_id
+
+
+async def test_stopping_the_preempting_item_resumes_the_programme(rig: Rig) -> None:
+    daily = await rig.air(kind=SourceKind.SCHEDULE, severity=Severity.UNKNOWN)
+    await until(lambda: rig.status(daily) is DeliveryStatus.ACKNOWLEDGED)
+    red = await rig.air(severity=Severity.RED)
+    await until(lambda: rig.status(red) is DeliveryStatus.ACKNOWLEDGED)
+    assert await rig.dispatcher.stop(red.ebm_id) == 1
+    await until(lambda: rig.status(daily) is DeliveryStatus.ACKNOWLEDGED)
+    assert rig.status(red) is DeliveryStatus.CANCELLED
+    assert rig.term.starts == [daily.ebm_id, red.ebm_id, daily.ebm_id]
