@@ -52,7 +52,7 @@ class ConsoleCounty:
 
 @asynccontextmanager
 async def console_county(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, area: str = STREET, time_scale: float = 0.002
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, area: str | None = STREET, time_scale: float = 0.002
 ) -> AsyncIterator[ConsoleCounty]:
     # make_app reads MATRIX at call time: add the console's rules as the lead will in app.py.
     if app_module.MATRIX.permission_for("POST", "/api/preview") is None:
@@ -67,7 +67,7 @@ async def console_county(
     await controller.start(extra_setup=setup)
     adapter = controller.registry.get("ip_speaker")
     assert adapter is not None, controller.registry.describe()
-    terminals = controller.inventory.resolve([area])
+    terminals = controller.inventory.resolve([area]) if area else controller.inventory.terminals
     fleet = Fleet(
         terminals, "127.0.0.1", int(adapter.status()["port"]), time_scale=time_scale, heartbeat_interval_s=5.0
     )
@@ -87,6 +87,13 @@ async def console_county(
 @pytest.fixture
 async def county(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ConsoleCounty]:
     async with console_county(tmp_path, monkeypatch) as c:
+        yield c
+
+
+@pytest.fixture
+async def whole_county(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ConsoleCounty]:
+    """All 586 simulated terminals of Anning."""
+    async with console_county(tmp_path, monkeypatch, area=None) as c:
         yield c
 
 

@@ -65,10 +65,10 @@ async def log_in(page: Page, username: str, password: str = PASSWORD) -> None:
     await page.click("#login-submit")
 
 
-async def compose_and_submit(page: Page, title: str) -> int:
+async def compose_and_submit(page: Page, title: str, area: str = STREET) -> int:
     await page.goto(page.url.split("#")[0] + "#/compose")
     await page.wait_for_selector("#compose-form")
-    await page.check(f"#area-tree input[data-code='{STREET}']")
+    await page.check(f"#area-tree input[data-code='{area}']")
     await page.fill("#title", title)
     await page.click("#submit-btn")
     text = await page.inner_text("#submitted")
@@ -82,7 +82,11 @@ async def approve_on_pending(page: Page, bid: int) -> None:
     await page.click(f".pending-item[data-id='{bid}'] button[data-act='approve']")
 
 
-async def test_compose_approve_watch_stop_and_self_approval(county: ConsoleCounty) -> None:
+COUNTY = "530181000000"
+
+
+async def test_compose_approve_watch_stop_and_self_approval(whole_county: ConsoleCounty) -> None:
+    county = whole_county
     await county.account("zhang.san", Role.OPERATOR)
     await county.account("li.si", Role.APPROVER)
     await county.account("wang.wu", Role.OPERATOR, Role.APPROVER)
@@ -92,8 +96,8 @@ async def test_compose_approve_watch_stop_and_self_approval(county: ConsoleCount
         op = await open_page(browser, county.url)
         await log_in(op, "zhang.san")
         await op.wait_for_selector("#compose-form")
-        await op.check(f"#area-tree input[data-code='{STREET}']")
-        assert "青龙街道" in await op.inner_text("#area-summary")
+        await op.check(f"#area-tree input[data-code='{COUNTY}']")
+        assert "安宁市" in await op.inner_text("#area-summary")
         assert (await op.input_value("#title")).endswith("预警")  # filled from the template
         await op.click("#preview-btn")
         audio = await op.wait_for_selector("#preview-audio")
@@ -150,7 +154,8 @@ async def test_compose_approve_watch_stop_and_self_approval(county: ConsoleCount
 
         counts = await wait_until(stopped, lambda c: c["playing"] == 0 and c["cancelled"] > 0, within=10)
         assert counts["played"] < n  # stopped mid-air: not everyone heard it to the end
-        assert "已停止/取消" in await ap.inner_text("#board-body")
+        # The board follows over the live stream (coalesced every 200 ms): wait for it, do not race it.
+        await ap.locator("#board-body").get_by_text("已停止/取消").first.wait_for()
 
         # The other views render live data.
         base = ap.url.split("#")[0]
@@ -160,8 +165,9 @@ async def test_compose_approve_watch_stop_and_self_approval(county: ConsoleCount
         await ap.goto(base + "#/terminals")
         await ap.wait_for_selector("#t-table")
         await ap.select_option("#t-area", STREET)
-        assert await ap.locator("#t-table tr[data-code]").count() == n
-        assert f"在线 {n}" in await ap.inner_text("#t-summary")
+        street_n = len(county.controller.inventory.resolve([STREET]))
+        assert await ap.locator("#t-table tr[data-code]").count() == street_n
+        assert f"在线 {n}" in await ap.inner_text("#t-summary")  # the county summary
         await ap.screenshot(path=str(ARTIFACTS / "terminals.png"), full_page=True)
         await ap.goto(base + "#/sources")
         await ap.wait_for_selector("#adapters-table")
