@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -41,6 +42,7 @@ from broadcast.security import accounts
 from broadcast.security.passwords import Passwords
 from broadcast.security.tokens import sync_configured_tokens
 from broadcast.settings import Settings
+from broadcast.sources.cap_signature import SignaturePolicy
 from broadcast.sources.feeds import FeedPoller, feeds_from_config
 from broadcast.store.db import make_engine, prepare_schema
 from broadcast.store.inventory import list_terminals, sync_inventory
@@ -50,6 +52,11 @@ if TYPE_CHECKING:
     from broadcast.interconnect.app import Interconnect
 
 log = logging.getLogger(__name__)
+
+
+def read_certificates(base: Path, paths: list[str]) -> list[bytes]:
+    """PEM certificates named in the configuration (relative paths from the installation). Start-up only."""
+    return [(p if p.is_absolute() else base / p).read_bytes() for p in map(Path, paths)]
 
 
 class CoreSink:
@@ -167,12 +174,15 @@ class Controller:
         desk = Desk(
             engine, pipeline, PolicyEngine(policy_config(settings.raw.get("policy", {})), clock), clock
         )
+        intake_cfg = settings.raw.get("intake", {})
         intake = Intake(
             inventory,
             desk,
             clock,
             max_bytes=settings.max_body_bytes,
             audio_exists=lambda d: cache.path_for(d, "mp3") is not None,
+            signature_policy=SignaturePolicy(intake_cfg.get("cap_signature", "verify_if_present")),
+            trusted_certs=read_certificates(settings.base_dir, intake_cfg.get("cap_trusted_certs", [])),
         )
         return cls(
             settings,

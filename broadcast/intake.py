@@ -19,6 +19,7 @@ from broadcast.pipeline import resolve_targets
 from broadcast.policy import Action, Origin, Reason, cap_reference_keys
 from broadcast.sources.cap import CapError, CapErrorKind, CapStatus, parse_cap
 from broadcast.sources.cap_convert import to_draft
+from broadcast.sources.cap_signature import SignaturePolicy, check_signature
 from broadcast.sources.message_json import MessageJsonError, MessageJsonErrorKind, parse_message_json
 from terminals.geo import resolve_geometry
 from terminals.inventory import Inventory, UnknownAreaError
@@ -34,6 +35,7 @@ class RefusalKind(StrEnum):
     EXPIRED = "expired"
     NOTHING_TO_CANCEL = "nothing_to_cancel"
     POLICY = "refused_by_policy"
+    SIGNATURE = "bad_signature"
 
 
 _HTTP_STATUS = {
@@ -46,6 +48,7 @@ _HTTP_STATUS = {
     RefusalKind.EXPIRED: 422,
     RefusalKind.NOTHING_TO_CANCEL: 409,
     RefusalKind.POLICY: 409,
+    RefusalKind.SIGNATURE: 422,
 }
 
 _CAP_KIND = {
@@ -57,6 +60,8 @@ _CAP_KIND = {
     CapErrorKind.NOT_BROADCASTABLE: RefusalKind.NOT_BROADCASTABLE,
     CapErrorKind.UNKNOWN_AREA: RefusalKind.UNKNOWN_AREA,
     CapErrorKind.NO_AREA: RefusalKind.UNKNOWN_AREA,
+    CapErrorKind.SIGNATURE_MISSING: RefusalKind.SIGNATURE,
+    CapErrorKind.SIGNATURE_INVALID: RefusalKind.SIGNATURE,
 }
 
 
@@ -125,8 +130,12 @@ class Intake:
         *,
         max_bytes: int,
         audio_exists: Callable[[str], bool] | None = None,
+        signature_policy: SignaturePolicy = SignaturePolicy.VERIFY_IF_PRESENT,
+        trusted_certs: Sequence[bytes] = (),
     ) -> None:
         self._audio_exists = audio_exists
+        self._signature_policy = signature_policy
+        self._trusted_certs = tuple(trusted_certs)
         self._inventory = inventory
         self._desk = desk
         self._clock = clock
@@ -185,6 +194,11 @@ class Intake:
         received = self._clock.now()
         try:
             alert = parse_cap(data, max_bytes=self.max_bytes)
+            if self._signature_policy is SignaturePolicy.REQUIRE or (
+                alert.signature_present and self._signature_policy is SignaturePolicy.VERIFY_IF_PRESENT
+            ):
+                # XML-DSig: a present signature must verify against a configured certificate.
+                check_signature(data, self._signature_policy, trusted_certs=self._trusted_certs, now=received)
             conv = to_draft(alert, now=received, known_area=lambda c: self._inventory.area(c) is not None)
         except CapError as exc:
             raise Refused(
