@@ -5,14 +5,15 @@ Owns: turning one CAP document into a `CapAlert`, safely and tolerantly. Never c
 
 Safety (in `cap_xml`, checked in this order, before anything is interpreted):
 - input larger than ``max_bytes`` is refused before any parsing (``TOO_LARGE``);
-- the XML goes through defusedxml with DTDs forbidden: any ``<!DOCTYPE`` — and with it every entity
-  declaration (billion laughs) and every external entity (XXE, e.g. ``file:///etc/passwd``) — is refused
-  (``FORBIDDEN_DTD``) before a single entity is expanded or a file is opened;
-- element nesting deeper than ``max_depth`` stops the parser at once (``TOO_DEEP``).
+- any ``<!DOCTYPE`` — and with it every entity declaration (billion laughs) and every external entity
+  (XXE, e.g. ``file:///etc/passwd``) — is refused (``FORBIDDEN_DTD``) before the XML parser sees a byte;
+- the parse itself is libxml2 (lxml) hardened: no entity resolution, no network, no DTD loading, no
+  ``huge_tree``, input always read as UTF-8 (other charsets are decoded here first);
+- element nesting deeper than ``max_depth`` is refused (``TOO_DEEP``).
 
 Tolerance (real feeds are messy, the CMA feed is rejected by some strict parsers):
 - UTF-8 with or without BOM, UTF-16 with BOM; a declared GB18030 / GBK / GB2312 / ISO-8859-1 encoding is
-  honoured (decoded here, because expat cannot decode multi-byte Chinese encodings itself);
+  honoured (decoded here, so libxml2 only ever reads UTF-8);
 - CAP 1.2 and CAP 1.1 namespaces are accepted.
 - Namespace choice: a document with NO namespace is accepted as CAP 1.2 with a warning — a common
   producer bug where the structure is still plainly CAP. A document in a DIFFERENT namespace (CAP 1.0,
@@ -26,7 +27,10 @@ Tolerance (real feeds are messy, the CMA feed is rejected by some strict parsers
   Beijing time (+08:00), with a warning.
 - Missing ``identifier`` / ``sender`` / ``sent`` / ``status`` / ``msgType`` is an error: guessing any of
   them could broadcast something nobody sent or break Update/Cancel linking.
-- Polygons must be closed rings of at least 4 points with valid latitude/longitude, else ``BAD_POLYGON``.
+- Polygons must be closed rings of at least 4 points (3 distinct) with valid latitude/longitude, else
+  ``BAD_POLYGON`` — fully checked here, before the alert is returned (see `cap_polygon`: a cheap exact
+  certificate, the float-by-float check only when it cannot decide). ``CapArea.polygons`` holds
+  `CapRing`s: sequences of (lat, lon) whose floats are made on first use.
 
 Errors are `CapError(kind, message)`; the message is Chinese, says what to do, and names the field and
 line where known.
@@ -34,16 +38,17 @@ line where known.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Any
 
 from broadcast.sources.cap_errors import CapError, CapErrorKind
-from broadcast.sources.cap_xml import Node, load_xml
+from broadcast.sources.cap_polygon import CapRing, validate_ring
+from broadcast.sources.cap_xml import Element, line_of, load_xml, split_tag, text_of
 
 __all__ = [
     "CPEAS_VALUE_NAME",
@@ -56,6 +61,7 @@ __all__ = [
     "CapInfo",
     "CapMsgType",
     "CapResource",
+    "CapRing",
     "CapScope",
     "CapStatus",
     "canonical_sent",
@@ -67,6 +73,8 @@ NS_CAP_11 = "urn:oasis:names:tc:emergency:cap:1.1"
 NS_XMLDSIG = "http://www.w3.org/2000/09/xmldsig#"
 _VERSIONS = {NS_CAP_12: "1.2", NS_CAP_11: "1.1"}
 CPEAS_VALUE_NAME = "CPEAS Geographic Code"
+_ASCII_WHITESPACE = bytes(c for c in range(128) if chr(c).isspace())  # what str.split() drops
+_SIGNATURE_TAG = "{" + NS_XMLDSIG + "}Signature"
 _BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 
 
@@ -92,6 +100,12 @@ class CapScope(StrEnum):
     PRIVATE = "Private"
 
 
+_ENUM_VALUES: dict[type[StrEnum], tuple[str, ...]] = {
+    enum: tuple(e.value for e in enum) for enum in (CapStatus, CapMsgType, CapScope)
+}
+_ENUM_MEMBERS: dict[type[StrEnum], dict[str, StrEnum]] = {
+    enum: {e.value: e for e in enum} for enum in (CapStatus, CapMsgType, CapScope)
+}
 _SEVERITIES = ("Extreme", "Severe", "Moderate", "Minor", "Unknown")
 _URGENCIES = ("Immediate", "Expected", "Future", "Past", "Unknown")
 _CERTAINTIES = ("Observed", "Likely", "Possible", "Unlikely", "Unknown")
@@ -110,7 +124,8 @@ class CapResource:
 @dataclass(frozen=True)
 class CapArea:
     area_desc: str
-    polygons: tuple[tuple[tuple[float, float], ...], ...] = ()  # rings of (lat, lon)
+    # validated closed rings of (lat, lon): `CapRing`s, floats made on first use (see cap_polygon)
+    polygons: tuple[Sequence[tuple[float, float]], ...] = ()
     circles: tuple[tuple[float, float, float], ...] = ()  # (lat, lon, radius_km)
     geocodes: tuple[tuple[str, str], ...] = ()  # (value_name, value)
 
@@ -156,58 +171,116 @@ class CapAlert:
 # Field readers
 
 
+class _Tags(dict[str, str]):
+    """CAP local name → tag as lxml spells it in one namespace (``"{ns}name"``), made on first use."""
+
+    def __init__(self, ns: str) -> None:
+        super().__init__()
+        self.prefix = "{" + ns + "}" if ns else ""
+
+    def __missing__(self, name: str) -> str:
+        self[name] = tag = self.prefix + name
+        return tag
+
+
+_TAGS = {ns: _Tags(ns) for ns in (NS_CAP_12, NS_CAP_11, "")}
+
+
+def _tags_of(ns: str) -> _Tags:
+    tags = _TAGS.get(ns)
+    return _Tags(ns) if tags is None else tags
+
+
+def _first_text(found: list[Element] | None) -> str | None:
+    """The stripped character data of the first element of ``found``; None when there is none."""
+    if not found:
+        return None
+    el = found[0]
+    return (text_of(el) if len(el) else (el.text or "")).strip()
+
+
 class _Reader:
-    """Reads CAP fields from the tree, collecting warnings; ignores elements of foreign namespaces."""
+    """Reads CAP fields from the tree, collecting warnings; ignores elements of foreign namespaces.
+
+    A node's children are indexed by tag on first use (CAP reading is many small look-ups), line numbers
+    are only looked up for messages, and identical polygon texts within one document (the en-US and
+    zh-CN infos repeat them) are validated once."""
 
     def __init__(self, ns: str) -> None:
         self.ns = ns
         self.warnings: list[str] = []
+        self.rings: list[tuple[str, CapRing]] = []
+        self._prefix = self.prefix = "{" + ns + "}" if ns else ""
+        self.tags = _tags_of(ns)
+        self._index: dict[Element, dict[str, list[Element]]] = {}
 
-    def kids(self, node: Node, name: str) -> list[Node]:
-        return [c for c in node.kids(name) if c.ns in (self.ns, "")]
+    def fields(self, node: Element) -> dict[str, list[Element]]:
+        """The node's children by tag; an un-namespaced child of a CAP document is filed under the CAP
+        namespace (tolerated, see the module docstring). Look up with ``r.tags[name]``."""
+        by_tag = self._index.get(node)
+        if by_tag is None:
+            by_tag = self._index[node] = {}
+            for c in node:
+                tag = c.tag
+                found = by_tag.get(tag)
+                if found is None:
+                    by_tag[tag] = [c]
+                else:
+                    found.append(c)
+            if self._prefix:
+                for bare in [tag for tag in by_tag if tag[0] != "{"]:
+                    by_tag.setdefault(self._prefix + bare, []).extend(by_tag.pop(bare))
+        return by_tag
 
-    def text(self, node: Node, name: str) -> str | None:
+    def kids(self, node: Element, name: str) -> list[Element]:
+        return self.fields(node).get(self.tags[name], [])
+
+    def raw_text(self, node: Element, name: str) -> list[tuple[Element, str]]:
+        """Each ``name`` child with its character data (unstripped)."""
+        return [(c, text_of(c)) for c in self.kids(node, name)]
+
+    def text(self, node: Element, name: str) -> str | None:
+        return _first_text(self.fields(node).get(self.tags[name]))
+
+    def line(self, node: Element, name: str) -> int:
         found = self.kids(node, name)
-        return found[0].text.strip() if found else None
+        return line_of(found[0] if found else node)
 
-    def line(self, node: Node, name: str) -> int:
-        found = self.kids(node, name)
-        return found[0].line if found else node.line
-
-    def required(self, node: Node, name: str, where: str) -> str:
+    def required(self, node: Element, name: str, where: str) -> str:
         value = self.text(node, name)
         if not value:
             raise CapError(
                 CapErrorKind.MISSING_FIELD,
-                f"CAP 文档缺少必填字段 {name}（{where}，第 {node.line} 行起），请检查发布系统输出",
+                f"CAP 文档缺少必填字段 {name}（{where}，第 {line_of(node)} 行起），请检查发布系统输出",
             )
         return value
 
-    def enum_value(self, raw: str, allowed: tuple[str, ...], name: str, line: int) -> str | None:
-        for value in allowed:
-            if raw == value:
-                return value
+    def enum_value(self, raw: str, allowed: tuple[str, ...], node: Element, name: str) -> str | None:
+        if raw in allowed:
+            return raw
         for value in allowed:
             if raw.lower().replace(" ", "") == value.lower():
+                line = self.line(node, name)
                 self.warnings.append(f"{name} 取值 {raw!r} 大小写不规范，按 {value} 处理（第 {line} 行）")
                 return value
         return None
 
-    def time(self, node: Node, name: str, *, required: bool = False) -> datetime | None:
+    def time(self, node: Element, name: str, *, required: bool = False) -> datetime | None:
         raw = self.text(node, name)
         if not raw:
             if required:
                 self.required(node, name, "alert")
             return None
-        line = self.line(node, name)
         value = _parse_time(raw)
         if value is None:
+            line = self.line(node, name)
             raise CapError(
                 CapErrorKind.BAD_VALUE,
                 f"CAP 字段 {name} 的时间 {raw!r} 无法识别（第 {line} 行），"
                 "应为 2024-06-12T08:30:00+08:00 格式",
             )
         if value.tzinfo is None:
+            line = self.line(node, name)
             self.warnings.append(f"{name} 时间 {raw!r} 未带时区，按北京时间（+08:00）处理（第 {line} 行）")
             value = value.replace(tzinfo=_BEIJING)
         return value
@@ -230,26 +303,27 @@ def canonical_sent(raw: str) -> str:
     return (value if value.tzinfo is not None else value.replace(tzinfo=_BEIJING)).isoformat()
 
 
-def _enum_field(r: _Reader, node: Node, name: str, enum: type[StrEnum], default: str | None) -> Any:
+def _enum_field(r: _Reader, node: Element, name: str, enum: type[StrEnum], default: str | None) -> Any:
     raw = r.text(node, name)
     if not raw:
         if default is None:
             r.required(node, name, "alert")
             raise AssertionError("unreachable")
         r.warnings.append(f"缺少字段 {name}，按 {default} 处理")
-        return enum(default)
-    line = r.line(node, name)
-    value = r.enum_value(raw, tuple(e.value for e in enum), name, line)
+        return _ENUM_MEMBERS[enum][default]
+    value = r.enum_value(raw, _ENUM_VALUES[enum], node, name)
     if value is None:
+        line = r.line(node, name)
         allowed = "/".join(e.value for e in enum)
         raise CapError(
             CapErrorKind.BAD_VALUE,
             f"CAP 字段 {name} 的取值 {raw!r} 不合法（第 {line} 行），应为 {allowed} 之一",
         )
-    return enum(value)
+    return _ENUM_MEMBERS[enum][value]
 
 
-def _references(r: _Reader, raw: str | None, line: int) -> tuple[tuple[str, str, str], ...]:
+def _references(r: _Reader, root: Element) -> tuple[tuple[str, str, str], ...]:
+    raw = r.text(root, "references")
     if not raw:
         return ()
     triples = []
@@ -258,12 +332,19 @@ def _references(r: _Reader, raw: str | None, line: int) -> tuple[tuple[str, str,
         if len(parts) != 3 or not all(parts):
             raise CapError(
                 CapErrorKind.BAD_VALUE,
-                f"CAP 字段 references 中的 {token!r} 不是 sender,identifier,sent 三元组（第 {line} 行），"
+                f"CAP 字段 references 中的 {token!r} 不是 sender,identifier,sent 三元组（第 {r.line(root, 'references')} 行），"
                 "请检查发布系统输出",
             )
-        if _parse_time(parts[2]) is None:
-            r.warnings.append(f"references 中 {token!r} 的时间无法识别，原样保留（第 {line} 行）")
-        triples.append((parts[0], parts[1], canonical_sent(parts[2])))
+        when = _parse_time(parts[2])
+        if when is None:
+            r.warnings.append(
+                f"references 中 {token!r} 的时间无法识别，原样保留（第 {r.line(root, 'references')} 行）"
+            )
+            triples.append((parts[0], parts[1], parts[2]))
+        else:
+            triples.append(
+                (parts[0], parts[1], (when if when.tzinfo else when.replace(tzinfo=_BEIJING)).isoformat())
+            )
     return tuple(triples)
 
 
@@ -274,33 +355,17 @@ def _point(token: str) -> tuple[float, float]:
     lat_s, lon_s = token.split(",")
     lat, lon = float(lat_s), float(lon_s)
     if not (-90.0 <= lat <= 90.0) or not (-180.0 <= lon <= 180.0):
-        hint = "（纬度超出范围，经纬度可能写反了）" if abs(lat) > 90.0 and abs(lon) <= 90.0 else ""
-        raise ValueError(f"坐标 {token} 超出范围{hint}")
+        raise ValueError(f"坐标 {token} 超出范围")
     return lat, lon
 
 
-def _polygon(raw: str, area_desc: str, line: int) -> tuple[tuple[float, float], ...]:
-    where = f"区域「{area_desc}」第 {line} 行"
-    try:
-        points = tuple(_point(t) for t in _POINT_SEP.sub(",", raw.strip()).split())
-    except ValueError as e:
-        detail = str(e) if "坐标" in str(e) else "坐标应为 纬度,经度 并以空格分隔"
-        raise CapError(
-            CapErrorKind.BAD_POLYGON, f"多边形无效（{where}）：{detail}，请修正发布系统的区域"
-        ) from None
-    if len(points) < 4:
-        raise CapError(
-            CapErrorKind.BAD_POLYGON,
-            f"多边形无效（{where}）：只有 {len(points)} 个点，闭合多边形至少需要 4 个点（首尾相同）",
-        )
-    if points[0] != points[-1]:
-        raise CapError(
-            CapErrorKind.BAD_POLYGON,
-            f"多边形无效（{where}）：首点 {points[0]} 与末点 {points[-1]} 不同，多边形必须闭合",
-        )
-    if len(set(points)) < 3:
-        raise CapError(CapErrorKind.BAD_POLYGON, f"多边形无效（{where}）：不同的点少于 3 个，无法围成区域")
-    return points
+def _ring(r: _Reader, text: str, area_desc: str, line: int) -> CapRing:
+    for seen, ring in r.rings:  # the en-US and zh-CN infos usually repeat each polygon
+        if seen == text:
+            return ring
+    ring = validate_ring(text, area_desc, line)  # errors are never cached: each names its area and line
+    r.rings.append((text, ring))
+    return ring
 
 
 def _circle(raw: str, area_desc: str, line: int) -> tuple[float, float, float]:
@@ -318,36 +383,78 @@ def _circle(raw: str, area_desc: str, line: int) -> tuple[float, float, float]:
     return lat, lon, radius
 
 
-def _area(r: _Reader, node: Node) -> CapArea:
-    desc = r.text(node, "areaDesc") or ""
-    if not desc:
-        r.warnings.append(f"area 缺少 areaDesc（第 {node.line} 行）")
+def _own_children(r: _Reader, node: Element) -> list[tuple[str, Element]]:
+    """(tag, element) of the node's children in document order, an un-namespaced child of a CAP
+    document spelt with the CAP namespace (tolerated); for the small, hot elements read without an index.
+    """
+    prefix = r.prefix
+    if not prefix:
+        return [(c.tag, c) for c in node]
+    return [(tag if tag[0] == "{" else prefix + tag, c) for c in node for tag in (c.tag,)]
+
+
+def _name_value(r: _Reader, node: Element) -> tuple[str, str]:
+    """The first ``valueName`` and first ``value`` of a geocode / parameter."""
+    t_name, t_value = r.tags["valueName"], r.tags["value"]
+    name = value = None
+    for tag, c in _own_children(r, node):
+        if tag == t_name and name is None:
+            name = _first_text([c])
+        elif tag == t_value and value is None:
+            value = _first_text([c])
+    return name or "", value or ""
+
+
+def _area(r: _Reader, node: Element) -> CapArea:
+    t = r.tags
+    t_desc, t_geocode, t_polygon, t_circle = t["areaDesc"], t["geocode"], t["polygon"], t["circle"]
+    desc_el: Element | None = None
     geocodes = []
-    for g in r.kids(node, "geocode"):
-        name, value = r.text(g, "valueName") or "", r.text(g, "value") or ""
-        if value:
-            geocodes.append((name, value))
-    return CapArea(
-        area_desc=desc,
-        polygons=tuple(_polygon(p.text, desc, p.line) for p in r.kids(node, "polygon") if p.text.strip()),
-        circles=tuple(_circle(c.text, desc, c.line) for c in r.kids(node, "circle") if c.text.strip()),
-        geocodes=tuple(geocodes),
-    )
+    shapes: list[tuple[str, Element]] = []
+    for tag, c in _own_children(r, node):
+        if tag == t_geocode:
+            name, value = _name_value(r, c)
+            if value:
+                geocodes.append((name, value))
+        elif tag == t_desc:
+            if desc_el is None:
+                desc_el = c
+        elif tag == t_polygon or tag == t_circle:
+            shapes.append((tag, c))
+    desc = (_first_text([desc_el]) if desc_el is not None else None) or ""
+    if not desc:
+        r.warnings.append(f"area 缺少 areaDesc（第 {line_of(node)} 行）")
+    polygons: list[CapRing] = []
+    circles: list[tuple[float, float, float]] = []
+    for tag, c in shapes:
+        text = text_of(c)
+        if not text.strip():
+            continue
+        if tag == t_polygon:
+            polygons.append(_ring(r, text, desc, line_of(c)))
+        else:
+            circles.append(_circle(text, desc, line_of(c)))
+    return CapArea(area_desc=desc, polygons=tuple(polygons), circles=tuple(circles), geocodes=tuple(geocodes))
 
 
-def _resource(r: _Reader, node: Node) -> CapResource:
+def _resource(r: _Reader, node: Element) -> CapResource:
     size_raw = r.text(node, "size")
     size: int | None = None
     if size_raw:
         try:
             size = int(size_raw)
         except ValueError:
-            r.warnings.append(f"resource size {size_raw!r} 不是整数，已忽略（第 {node.line} 行）")
+            r.warnings.append(f"resource size {size_raw!r} 不是整数，已忽略（第 {line_of(node)} 行）")
     deref = b""
     deref_raw = r.text(node, "derefUri")
     if deref_raw:
         try:
-            deref = base64.b64decode("".join(deref_raw.split()), validate=True)
+            # Line breaks are normal in long Base64; anything else outside the alphabet is an error.
+            if deref_raw.isascii():
+                packed = deref_raw.encode("ascii").translate(None, _ASCII_WHITESPACE)
+            else:  # Unicode spaces (U+3000…) are tolerated as before; other non-ASCII fails below
+                packed = "".join(deref_raw.split()).encode("ascii")
+            deref = binascii.a2b_base64(packed, strict_mode=True)
         except (binascii.Error, ValueError):
             raise CapError(
                 CapErrorKind.BAD_VALUE,
@@ -364,14 +471,14 @@ def _resource(r: _Reader, node: Node) -> CapResource:
     )
 
 
-def _info_enum(r: _Reader, node: Node, name: str, allowed: tuple[str, ...]) -> str:
+def _info_enum(r: _Reader, node: Element, name: str, allowed: tuple[str, ...]) -> str:
     raw = r.text(node, name)
     if not raw:
-        r.warnings.append(f"info 缺少 {name}（第 {node.line} 行），按 Unknown 处理")
+        r.warnings.append(f"info 缺少 {name}（第 {line_of(node)} 行），按 Unknown 处理")
         return "Unknown"
     if name == "certainty" and raw.lower().replace(" ", "") == "verylikely":  # CAP 1.0 value
         return "Likely"
-    value = r.enum_value(raw, allowed, name, r.line(node, name))
+    value = r.enum_value(raw, allowed, node, name)
     if value is None:
         line = r.line(node, name)
         r.warnings.append(f"{name} 取值 {raw!r} 不在 CAP 规定范围内，按 Unknown 处理（第 {line} 行）")
@@ -379,17 +486,17 @@ def _info_enum(r: _Reader, node: Node, name: str, allowed: tuple[str, ...]) -> s
     return value
 
 
-def _info(r: _Reader, node: Node) -> CapInfo:
-    event = r.text(node, "event") or ""
+def _info(r: _Reader, node: Element) -> CapInfo:
+    f, t = r.fields(node), r.tags
+    event = _first_text(f.get(t["event"])) or ""
     if not event:
-        r.warnings.append(f"info 缺少 event（第 {node.line} 行）")
-    language = r.text(node, "language") or ""
+        r.warnings.append(f"info 缺少 event（第 {line_of(node)} 行）")
     params = []
-    for p in r.kids(node, "parameter"):
-        params.append((r.text(p, "valueName") or "", r.text(p, "value") or ""))
+    for p in f.get(t["parameter"], ()):
+        params.append(_name_value(r, p))
     return CapInfo(
-        language=language,
-        category=tuple(c.text.strip() for c in r.kids(node, "category") if c.text.strip()),
+        language=_first_text(f.get(t["language"])) or "",
+        category=tuple(c.strip() for _, c in r.raw_text(node, "category") if c.strip()),
         event=event,
         urgency=_info_enum(r, node, "urgency", _URGENCIES),
         severity=_info_enum(r, node, "severity", _SEVERITIES),
@@ -397,37 +504,38 @@ def _info(r: _Reader, node: Node) -> CapInfo:
         effective=r.time(node, "effective"),
         onset=r.time(node, "onset"),
         expires=r.time(node, "expires"),
-        sender_name=r.text(node, "senderName") or "",
-        headline=r.text(node, "headline") or "",
-        description=r.text(node, "description") or "",
-        instruction=r.text(node, "instruction") or "",
+        sender_name=_first_text(f.get(t["senderName"])) or "",
+        headline=_first_text(f.get(t["headline"])) or "",
+        description=_first_text(f.get(t["description"])) or "",
+        instruction=_first_text(f.get(t["instruction"])) or "",
         parameters=tuple(params),
-        resources=tuple(_resource(r, n) for n in r.kids(node, "resource")),
-        areas=tuple(_area(r, n) for n in r.kids(node, "area")),
+        resources=tuple(_resource(r, n) for n in f.get(t["resource"], ())),
+        areas=tuple(_area(r, n) for n in f.get(t["area"], ())),
     )
 
 
 def parse_cap(data: bytes, *, max_bytes: int = 256 * 1024, max_depth: int = 32) -> CapAlert:
     """Parse one CAP 1.2/1.1 document; raise `CapError` with an actionable Chinese message."""
     root = load_xml(data, max_bytes, max_depth)
-    if root.name != "alert":
+    root_ns, root_name = split_tag(root.tag)
+    if root_name != "alert":
         raise CapError(
             CapErrorKind.NOT_CAP,
-            f"根元素是 <{root.name}> 而不是 <alert>，这不是 CAP 文档；请确认接入的是 CAP 预警源",
+            f"根元素是 <{root_name}> 而不是 <alert>，这不是 CAP 文档；请确认接入的是 CAP 预警源",
         )
     warnings: list[str] = []
-    if root.ns in _VERSIONS:
-        version = _VERSIONS[root.ns]
-    elif root.ns == "":
+    if root_ns in _VERSIONS:
+        version = _VERSIONS[root_ns]
+    elif root_ns == "":
         version = "1.2"
         warnings.append('CAP 文档没有命名空间，按 CAP 1.2 处理；请让发布系统加上 xmlns="' + NS_CAP_12 + '"')
     else:
         raise CapError(
             CapErrorKind.WRONG_NAMESPACE,
-            f"CAP 文档的命名空间 {root.ns!r} 不受支持（只接受 CAP 1.2/1.1：{NS_CAP_12}），已拒收；"
+            f"CAP 文档的命名空间 {root_ns!r} 不受支持（只接受 CAP 1.2/1.1：{NS_CAP_12}），已拒收；"
             "请让发布系统改用 CAP 1.2",
         )
-    r = _Reader(root.ns)
+    r = _Reader(root_ns)
     r.warnings = warnings
     identifier = r.required(root, "identifier", "alert")
     try:
@@ -437,12 +545,12 @@ def parse_cap(data: bytes, *, max_bytes: int = 256 * 1024, max_depth: int = 32) 
         status = _enum_field(r, root, "status", CapStatus, None)
         msg_type = _enum_field(r, root, "msgType", CapMsgType, None)
         scope = _enum_field(r, root, "scope", CapScope, CapScope.PUBLIC.value)
-        references = _references(r, r.text(root, "references"), r.line(root, "references"))
+        references = _references(r, root)
         infos = tuple(_info(r, n) for n in r.kids(root, "info"))
     except CapError as e:
         e.identifier = identifier
         raise
-    signed = any(c.name == "Signature" and c.ns == NS_XMLDSIG for c in root.children)
+    signed = any(c.tag == _SIGNATURE_TAG for c in root)
     if not infos:
         r.warnings.append("CAP 文档没有 info 块")
     return CapAlert(

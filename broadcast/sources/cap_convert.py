@@ -26,7 +26,7 @@ Rules:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -85,7 +85,7 @@ class CapConversion:
     draft: MessageDraft
     references: tuple[tuple[str, str, str], ...]
     untargetable: tuple[str, ...]  # "valueName=value" of geocodes that are not CPEAS codes
-    polygons: tuple[tuple[tuple[float, float], ...], ...]  # rings of (lat, lon)
+    polygons: tuple[Sequence[tuple[float, float]], ...]  # rings of (lat, lon): `CapRing`s, made lazily
     circles: tuple[tuple[float, float, float], ...]  # (lat, lon, radius_km)
     audio_resources: tuple[CapResource, ...]
     expired: bool
@@ -159,7 +159,7 @@ def _msg_type(alert: CapAlert) -> MsgType:
     return MsgType.ACTUAL
 
 
-Ring = tuple[tuple[float, float], ...]
+Ring = Sequence[tuple[float, float]]
 Circle = tuple[float, float, float]
 
 
@@ -170,9 +170,13 @@ def _areas(
     untargetable: list[str] = []
     polygons: list[Ring] = []
     circles: list[Circle] = []
+    done: set[tuple[str, str]] = set()  # the infos of one alert usually repeat the same areas
     for info in ordered:
         for area in info.areas:
             for name, value in area.geocodes:
+                if (name, value) in done:
+                    continue
+                done.add((name, value))
                 if not name.strip().lower().replace(" ", "").startswith("cpeas"):
                     item = f"{name}={value}"
                     if item not in untargetable:
@@ -196,8 +200,10 @@ def _areas(
                     )
                 if code not in codes:
                     codes.append(code)
-            polygons.extend(p for p in area.polygons if p not in polygons)
-            circles.extend(c for c in area.circles if c not in circles)
+            if area.polygons:
+                polygons.extend(p for p in area.polygons if p not in polygons)
+            if area.circles:
+                circles.extend(c for c in area.circles if c not in circles)
     return tuple(codes), tuple(untargetable), polygons, circles
 
 

@@ -13,6 +13,22 @@ values are kept out of reprs; URLs are shown without userinfo and query).
 Contract of ``submit``: returning means "processed" (accepted, duplicate or permanently refused — the
 caller maps intake refusals to a return); raising means "try again": the item is not marked seen and
 the feed's validators are not stored, so the next round fetches it again.
+
+Order within a round: every item is fetched and parsed first, then submitted in ascending CAP ``sent``
+(equal times: oldest listed first, feeds list newest first), so an Alert always reaches intake before
+its Update/Cancel when both arrive in the same round. When a submit fails, the items of that round
+that reference it (its Updates/Cancels) are held back too and retried with it next round, in order, so
+a retry cannot reorder them either; unrelated alerts go ahead.
+
+A CAP document that does not parse is retried, not written off: one garbled or truncated fetch must not
+lose an alert. It counts as rejected once (health ``items_rejected``; it is "retrying" meanwhile), the
+round is left unfinished (validators not stored, so the next round fetches the index in full and the
+document again), and only after ``MAX_PARSE_ATTEMPTS`` (3) consecutive rounds in which it failed is it
+marked ``bad`` in ``feed_seen`` and no longer fetched. The same bytes failing twice are NOT taken as
+proof: a server may serve the same partly written file for a while, and retrying is cheap. A linked
+document is followed by its URL (a later good fetch clears the streak); an inline one by its bytes
+(different bytes are a different document). Streak counts live in memory: a restart allows up to 3 more
+attempts. A streak ends when the item is no longer offered or parses.
 """
 
 from __future__ import annotations
@@ -37,7 +53,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcast.clock import Clock
 from broadcast.model import SourceKind, SourceRef
-from broadcast.sources.cap import CapError, parse_cap
+from broadcast.sources.cap import CapAlert, CapError, parse_cap
 from broadcast.sources.feeds_formats import FORMATS, FeedFormatError, FeedItem, FormatParser
 from broadcast.store.tables import UtcDateTime, metadata
 
@@ -55,6 +71,7 @@ feed_seen = Table(
 )
 
 SubmitFn = Callable[[bytes, str], Awaitable[object]]
+MAX_PARSE_ATTEMPTS = 3  # consecutive rounds a CAP document may fail to parse before it is given up
 
 
 @dataclass(frozen=True)
@@ -138,6 +155,18 @@ class _FeedState:
     duplicates: int = 0
     rejected: int = 0
     newest_sent: datetime | None = None
+    # url|… or bad|<sha256> of a document that failed to parse → consecutive rounds it failed in
+    parse_failures: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """A fetched and parsed item, waiting for its turn to be submitted."""
+
+    data: bytes
+    alert: CapAlert
+    url_key: str
+    position: int  # in the feed's listing (0 = first listed, normally the newest)
 
 
 class FeedPoller:
@@ -243,6 +272,7 @@ class FeedPoller:
                     "items_submitted": s.submitted,
                     "items_duplicate": s.duplicates,
                     "items_rejected": s.rejected,
+                    "items_retrying": len(s.parse_failures),
                     "requests": s.requests,
                     "not_modified": s.not_modified,
                     "newest_sent": s.newest_sent.isoformat() if s.newest_sent else None,
@@ -277,8 +307,29 @@ class FeedPoller:
             self._failed(state, exc)
             return
         all_done = True
-        for item in items[: cfg.max_items]:
-            all_done = await self._handle(state, item) and all_done
+        parsed: list[_Parsed] = []
+        failing: set[str] = set()
+        for position, item in enumerate(items[: cfg.max_items]):
+            outcome = await self._fetch_and_parse(state, item, position, failing)
+            if isinstance(outcome, _Parsed):
+                parsed.append(outcome)
+            else:
+                all_done = outcome and all_done
+        self._end_streaks(state, failing)
+        # Oldest first: an Alert before its Update/Cancel; equal times in reverse listing order.
+        parsed.sort(key=lambda p: (p.alert.sent, -p.position))
+        waiting: set[tuple[str, str, str]] = set()  # (sender, identifier, sent) not delivered this round
+        for item_parsed in parsed:
+            alert = item_parsed.alert
+            if waiting.intersection(alert.references):
+                # Its Alert (or an earlier Update) was not delivered: an Update/Cancel must not overtake it.
+                delivered = False
+                log.info("feed %s: %s waits for the alert it references", cfg.name, alert.identifier)
+            else:
+                delivered = await self._deliver(state, item_parsed)
+            if not delivered:
+                all_done = False
+                waiting.add((alert.sender, alert.identifier, alert.sent.isoformat()))
         if all_done:
             # Only once every item is processed may the feed be marked unchanged for the next round.
             state.etag, state.last_modified = validators
@@ -336,8 +387,11 @@ class FeedPoller:
                 f"无法从源 {cfg.name} 获取数据（{type(exc).__name__}，{shown}）；请检查网络和地址，将自动重试",
             ) from None
 
-    async def _handle(self, state: _FeedState, item: FeedItem) -> bool:
-        """Process one item; False when it must be tried again next round."""
+    async def _fetch_and_parse(
+        self, state: _FeedState, item: FeedItem, position: int, failing: set[str]
+    ) -> _Parsed | bool:
+        """Fetch (when linked) and parse one item. A `_Parsed` is to be submitted; True means processed
+        (seen before, or given up); False means it must be tried again next round."""
         name = state.config.name
         url_key = f"url|{name}|{item.url}" if item.url else ""
         if url_key and await self._is_seen(url_key):
@@ -347,6 +401,8 @@ class FeedPoller:
                 _, data, _ = await self._get(state, item.url, {}, self.max_cap_bytes, index=False)
             except FeedError as exc:
                 self._note_error(state, exc)
+                if url_key in state.parse_failures:
+                    failing.add(url_key)  # a fetch error neither extends nor ends a parse-failure streak
                 return False
         else:
             data = item.data
@@ -356,18 +412,52 @@ class FeedPoller:
         try:
             alert = parse_cap(data, max_bytes=self.max_cap_bytes)
         except CapError as exc:
-            state.rejected += 1
-            shown = f"（{redact_url(item.url)}）" if item.url else ""
-            self._note_error(
-                state,
-                FeedError(
-                    FeedErrorKind.BAD_CAP, name, f"源 {name} 的一条 CAP 无法解析{shown}：{exc.message}"
-                ),
-            )
-            await self._mark(url_key or bad_key, "url" if url_key else "bad", name)
-            return True
+            failing.add(url_key or bad_key)
+            return await self._parse_failed(state, item, url_key or bad_key, exc)
+        if url_key and state.parse_failures.pop(url_key, None) is not None:
+            state.rejected -= 1  # it was a bad fetch, not a bad document
+            log.info("feed %s: %s parses now, after earlier failures", name, redact_url(item.url))
         if state.newest_sent is None or alert.sent > state.newest_sent:
             state.newest_sent = alert.sent
+        return _Parsed(data, alert, url_key, position)
+
+    async def _parse_failed(self, state: _FeedState, item: FeedItem, fail_key: str, exc: CapError) -> bool:
+        """Count one more failed round for this document; give it up (True) after MAX_PARSE_ATTEMPTS."""
+        name = state.config.name
+        attempts = state.parse_failures.get(fail_key, 0) + 1
+        if attempts == 1:
+            state.rejected += 1  # reported once per document, however often it is retried
+        shown = f"（{redact_url(item.url)}）" if item.url else ""
+        if attempts >= MAX_PARSE_ATTEMPTS:
+            outcome = f"已连续 {attempts} 轮失败，不再重试；请联系源方修正该文档"
+        else:
+            outcome = f"第 {attempts} 次失败，下一轮将重新获取并重试"
+        self._note_error(
+            state,
+            FeedError(
+                FeedErrorKind.BAD_CAP,
+                name,
+                f"源 {name} 的一条 CAP 无法解析{shown}：{exc.message}（{outcome}）",
+            ),
+        )
+        if attempts < MAX_PARSE_ATTEMPTS:
+            state.parse_failures[fail_key] = attempts
+            return False
+        state.parse_failures.pop(fail_key, None)
+        log.warning("feed %s: giving up on a CAP document after %d failed rounds %s", name, attempts, shown)
+        await self._mark(fail_key, "bad", name)
+        return True
+
+    def _end_streaks(self, state: _FeedState, failing: set[str]) -> None:
+        """Documents that failed before but were not failing this round (gone from the feed, or inline
+        bytes replaced) are no longer retried, and no longer count as rejected."""
+        for key in [k for k in state.parse_failures if k not in failing]:
+            del state.parse_failures[key]
+            state.rejected -= 1
+
+    async def _deliver(self, state: _FeedState, item: _Parsed) -> bool:
+        """Submit one parsed item unless already seen; False when it must be tried again next round."""
+        name, alert, url_key = state.config.name, item.alert, item.url_key
         key = SourceRef(SourceKind.CAP, alert.sender, alert.identifier, alert.sent.isoformat()).key
         if await self._is_seen(key):
             state.duplicates += 1
@@ -378,7 +468,7 @@ class FeedPoller:
             return False
         self._inflight.add(key)
         try:
-            await self._submit(data, name)
+            await self._submit(item.data, name)
         except Exception as exc:
             self._note_error(
                 state,

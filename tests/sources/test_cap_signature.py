@@ -9,7 +9,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from lxml import etree  # type: ignore[import-untyped]
+from lxml import etree
 from signxml import methods
 from signxml.signer import XMLSigner
 

@@ -495,3 +495,161 @@ async def test_run_loop_polls_until_stopped(
     stop.set()
     await asyncio.wait_for(task, timeout=5)
     assert fake.hits["/feed"] == 1 and poller.health()[0]["items_submitted"] == 1
+
+
+# --- a CAP that fails to parse is retried, not written off ------------------------------------------
+
+
+async def test_garbled_fetch_is_retried_and_the_alert_still_arrives(
+    feed: tuple[Feed, str], make: MakePoller
+) -> None:
+    fake, base = feed
+    serve_caps(fake)
+    fake.routes["/cap/0.xml"] = (DOCS[0][: len(DOCS[0]) // 2], "application/cap+xml")  # cut off mid-way
+    fake.routes["/feed"] = (atom("/cap/0.xml", "/cap/1.xml"), "application/atom+xml")
+    clock, intake = ManualClock(T0), Intake()
+    poller = await make(FeedConfig("cma", f"{base}/feed", interval_s=60), intake=intake, clock=clock)
+    await poller.tick()
+    assert [d for d, _ in intake.received] == [DOCS[1]]
+    h = poller.health()[0]
+    assert (h["items_rejected"], h["items_retrying"]) == (1, 1)
+    assert h["last_error"]["kind"] == FeedErrorKind.BAD_CAP and "下一轮" in h["last_error"]["message"]
+    serve_caps(fake)  # the source serves the whole document again
+    clock.advance(60)
+    await poller.tick()
+    assert [d for d, _ in intake.received] == [DOCS[1], DOCS[0]]
+    assert fake.hits["/cap/0.xml"] == 2 and fake.hits["/cap/1.xml"] == 1
+    h = poller.health()[0]
+    assert (h["items_submitted"], h["items_rejected"], h["items_retrying"]) == (2, 0, 0)
+    clock.advance(60)
+    await poller.tick()  # everything processed: the index is unchanged (304), nothing is fetched
+    assert poller.health()[0]["not_modified"] == 1 and fake.hits["/cap/0.xml"] == 2
+
+
+async def test_bad_document_is_given_up_after_three_rounds_even_with_the_same_bytes(
+    feed: tuple[Feed, str], make: MakePoller
+) -> None:
+    fake, base = feed
+    fake.routes["/bad.xml"] = (b"<alert>not closed", "application/xml")
+    fake.routes["/feed"] = (atom("/bad.xml"), "application/atom+xml")
+    clock, intake = ManualClock(T0), Intake()
+    poller = await make(FeedConfig("cma", f"{base}/feed", interval_s=60), intake=intake, clock=clock)
+    for round_no in range(1, 4):
+        await poller.tick()
+        assert fake.hits["/bad.xml"] == round_no  # identical bytes in rounds 1 and 2: still retried
+        clock.advance(60)
+    h = poller.health()[0]
+    assert "不再重试" in h["last_error"]["message"] and "3" in h["last_error"]["message"]
+    assert (h["items_rejected"], h["items_retrying"], h["not_modified"]) == (1, 0, 0)
+    for _ in range(2):
+        await poller.tick()
+        clock.advance(60)
+    assert fake.hits["/bad.xml"] == 3  # given up: never fetched again
+    assert poller.health()[0]["not_modified"] == 2 and intake.received == []
+
+
+async def test_different_garbage_each_round_is_given_up_after_three(
+    feed: tuple[Feed, str], make: MakePoller
+) -> None:
+    fake, base = feed
+    fake.routes["/feed"] = (atom("/cap/9.xml"), "application/atom+xml")
+    clock, intake = ManualClock(T0), Intake()
+    poller = await make(FeedConfig("cma", f"{base}/feed", interval_s=60), intake=intake, clock=clock)
+    for round_no in range(1, 6):
+        fake.routes["/cap/9.xml"] = (DOCS[0][: 40 + 10 * round_no], "application/cap+xml")
+        await poller.tick()
+        clock.advance(60)
+    assert fake.hits["/cap/9.xml"] == 3 and intake.received == []
+    assert poller.health()[0]["items_rejected"] == 1
+
+
+async def test_a_fetch_error_does_not_end_a_parse_failure_streak(
+    feed: tuple[Feed, str], make: MakePoller
+) -> None:
+    fake, base = feed
+    fake.routes["/cap/0.xml"] = (b"<alert>", "application/cap+xml")
+    fake.routes["/feed"] = (atom("/cap/0.xml"), "application/atom+xml")
+    clock, intake = ManualClock(T0), Intake()
+    poller = await make(FeedConfig("cma", f"{base}/feed", interval_s=60), intake=intake, clock=clock)
+    await poller.tick()
+    del fake.routes["/cap/0.xml"]  # 404 for a round
+    clock.advance(60)
+    await poller.tick()
+    assert poller.health()[0]["items_retrying"] == 1
+    serve_caps(fake)
+    clock.advance(60)
+    await poller.tick()
+    assert [d for d, _ in intake.received] == [DOCS[0]]
+    assert poller.health()[0]["items_rejected"] == 0
+
+
+async def test_inline_garbage_replaced_by_a_good_document_ends_the_streak(
+    feed: tuple[Feed, str], make: MakePoller
+) -> None:
+    fake, base = feed
+    fake.routes["/feed"] = (json.dumps([DOCS[0].decode()[:-30]]).encode(), "application/json")
+    clock, intake = ManualClock(T0), Intake()
+    poller = await make(
+        FeedConfig("cma", f"{base}/feed", format="json", interval_s=60), intake=intake, clock=clock
+    )
+    await poller.tick()
+    assert poller.health()[0]["items_retrying"] == 1
+    fake.routes["/feed"] = (json.dumps([DOCS[0].decode()]).encode(), "application/json")
+    clock.advance(60)
+    await poller.tick()
+    assert [d for d, _ in intake.received] == [DOCS[0]]
+    h = poller.health()[0]
+    assert (h["items_submitted"], h["items_rejected"], h["items_retrying"]) == (1, 0, 0)
+
+
+# --- order within one round -------------------------------------------------------------------------
+
+ORIGINAL = DOCS[0]
+REF = f"Anning_Meteorological_Observatory,53018141600000_20250712040000,{SENT[0]}"
+UPDATE = alert(
+    info(), identifier="53018141600000_20250712044000", sent=SENT[1], msg_type="Update", references=REF
+)
+CANCEL = alert(
+    info(), identifier="53018141600000_20250712045000", sent=SENT[2], msg_type="Cancel", references=REF
+)
+
+
+@pytest.mark.parametrize("fmt", ["atom", "json"])
+async def test_round_is_submitted_oldest_first(feed: tuple[Feed, str], make: MakePoller, fmt: str) -> None:
+    fake, base = feed
+    for path, doc in (("/c.xml", CANCEL), ("/u.xml", UPDATE), ("/a.xml", ORIGINAL)):
+        fake.routes[path] = (doc, "application/cap+xml")
+    if fmt == "atom":  # newest first, as feeds list them
+        fake.routes["/feed"] = (atom("/c.xml", "/u.xml", "/a.xml"), "application/atom+xml")
+    else:  # inline documents, listed in a muddled order
+        body = json.dumps([UPDATE.decode(), CANCEL.decode(), ORIGINAL.decode()]).encode()
+        fake.routes["/feed"] = (body, "application/json")
+    clock, intake = ManualClock(T0), Intake()
+    poller = await make(FeedConfig("cma", f"{base}/feed", format=fmt), intake=intake, clock=clock)
+    await poller.tick()
+    assert [d for d, _ in intake.received] == [ORIGINAL, UPDATE, CANCEL]
+
+
+async def test_equal_sent_times_go_in_reverse_listing_order(feed: tuple[Feed, str], make: MakePoller) -> None:
+    fake, base = feed
+    same = [alert(info(), identifier=f"53018141600000_X{i}", sent=SENT[0]) for i in range(3)]
+    fake.routes["/feed"] = (json.dumps([d.decode() for d in same]).encode(), "application/json")
+    clock, intake = ManualClock(T0), Intake()
+    poller = await make(FeedConfig("cma", f"{base}/feed", format="json"), intake=intake, clock=clock)
+    await poller.tick()
+    assert [d for d, _ in intake.received] == same[::-1]
+
+
+async def test_order_holds_when_the_original_submit_fails(feed: tuple[Feed, str], make: MakePoller) -> None:
+    fake, base = feed
+    body = json.dumps([UPDATE.decode(), ORIGINAL.decode()]).encode()
+    fake.routes["/feed"] = (body, "application/json")
+    clock, intake = ManualClock(T0), Intake()
+    intake.fail = 1  # the first submit (the original Alert) fails and is retried next round
+    poller = await make(FeedConfig("cma", f"{base}/feed", format="json"), intake=intake, clock=clock)
+    await poller.tick()
+    assert intake.received == []  # the Update waits for its Alert
+    assert poller.health()[0]["last_error"]["kind"] == FeedErrorKind.SUBMIT
+    clock.advance(60)
+    await poller.tick()
+    assert [d for d, _ in intake.received] == [ORIGINAL, UPDATE]
