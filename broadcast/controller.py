@@ -68,6 +68,11 @@ class CoreSink:
         self._dispatcher = dispatcher
 
     def delivery_event(self, event: DeliveryEvent) -> None:
+        if self._dispatcher.is_interruption_report(event):
+            log.debug(
+                "EBM %s on %s interrupted by preemption: resumes later", event.ebm_id, event.terminal_code
+            )
+            return
         self._receipts.record(
             event.ebm_id,
             event.terminal_code,
@@ -252,10 +257,9 @@ class Controller:
         await self._start_programmes()
 
     async def _start_programmes(self) -> None:
-        """Daily programmes (日常广播) from ``[[programmes]]``; emergencies preempt them."""
+        """Daily programmes (日常广播) from ``[[programmes]]`` and approved media-centre submissions;
+        emergencies preempt them. Always started: approving a submission schedules into it."""
         specs = programmes_from_config(self.settings.raw.get("programmes", []), self.inventory.county.code)
-        if not specs:
-            return
         self.programmes = ProgrammeService(
             self.clock,
             programme_submitter(self.pipeline),
@@ -263,6 +267,9 @@ class Controller:
             self.inventory.platform_name or self.inventory.name,
             self.inventory.platform_code,
             jobstore_url(self.settings.database_url, self.settings.base_dir / "var" / "drill-jobs.sqlite3"),
+            engine=self.engine,
+            default_areas=(self.inventory.county.code,),
+            audio_exists=lambda d: self.audio_cache.path_for(d, "mp3") is not None,
         )
         await self.programmes.start()
 

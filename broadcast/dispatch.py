@@ -30,7 +30,7 @@ from datetime import datetime
 from adapters.base import Adapter, FailureKind, Outcome
 from adapters.registry import AdapterRegistry
 from broadcast.clock import Clock
-from broadcast.model import DeliveryOrder, DeliveryStatus, FailureReason, TerminalRef
+from broadcast.model import DeliveryEvent, DeliveryOrder, DeliveryStatus, FailureReason, TerminalRef
 from broadcast.preemption import Rank, order_rank, preempts
 from broadcast.receipts import ReceiptBook
 
@@ -89,6 +89,7 @@ class _Station:
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     on_air: _Live | None = None
+    incoming: _Live | None = None  # being sent now; if it outranks on_air, the device may cut on_air off
     waiting: list[_Live] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -145,6 +146,25 @@ class Dispatcher:
         """EBM ids of deliveries waiting for this terminal to be free (queued behind what is on air)."""
         st = self._stations.get(terminal_code)
         return [lv.order.ebm_id for lv in st.waiting] if st is not None else []
+
+    def is_interruption_report(self, event: DeliveryEvent) -> bool:
+        """A device saying it was interrupted (cut off by a higher item) is not the end of the delivery:
+        the dispatcher has queued it to resume. Such a report must not settle it as failed/cancelled."""
+        live = self._live.get(event.ebm_id)
+        if live is None or live.stopped or event.status not in (DeliveryStatus.FAILED, DeliveryStatus.CANCELLED):
+            return False
+        if event.reason is FailureReason.PREEMPTED:
+            return True  # e.g. FM: the transmitter reports the displaced item before the switch is booked
+        if self._receipts.status_of(event.ebm_id, event.terminal_code) is DeliveryStatus.QUEUED:
+            return True  # already queued to resume
+        # The device may report the cut-off before it acknowledges the item that cut it off.
+        st = self._stations.get(event.terminal_code)
+        return (
+            st is not None
+            and st.on_air is live
+            and st.incoming is not None
+            and st.incoming.outranks(live)
+        )
 
     def _on_receipt(self, broadcast_id: int, terminal_code: str, status: DeliveryStatus) -> None:
         """Receipt listener: a delivery on air that settles frees its terminal."""
@@ -222,8 +242,12 @@ class Dispatcher:
                 if blocker is None:
                     attempt += 1
                     self._record(order, code, DeliveryStatus.SENT, None, f"attempt {attempt}")
-                    async with self._sem(terminal.adapter):
-                        result_outcome, failure, detail = await self._attempt(adapter, order, terminal)
+                    station.incoming = live
+                    try:
+                        async with self._sem(terminal.adapter):
+                            result_outcome, failure, detail = await self._attempt(adapter, order, terminal)
+                    finally:
+                        station.incoming = None
                     if live.stopped:
                         return
                     if result_outcome is Outcome.ACCEPTED:

@@ -136,6 +136,8 @@ class MessageDraft:
     terminal_codes: tuple[str, ...] = ()
     # Operator-supplied recording (sha256 of the stored MP3 in the audio cache) broadcast instead of TTS.
     audio_digest: str | None = None
+    # Terminal volume 0–100 for this message; 0 = silent terminal check (终端巡检); None = the default.
+    volume: int | None = None
 
     def __post_init__(self) -> None:
         if not EVENT_TYPE_PATTERN.match(self.event_type):
@@ -147,6 +149,8 @@ class MessageDraft:
                 raise ValueError("message times must be timezone-aware")
         if self.end_at <= self.start_at:
             raise ValueError("message end time must be after its start time")
+        if self.volume is not None and not 0 <= self.volume <= 100:
+            raise ValueError(f"volume must be between 0 and 100, got {self.volume}")
 
     @property
     def primary(self) -> Content:

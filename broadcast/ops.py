@@ -48,7 +48,14 @@ from broadcast.reports.store import (
     reports,
     save_report,
 )
-from broadcast.schedule import DrillService, Submitter, drills_from_config, jobstore_url, pipeline_submitter
+from broadcast.schedule import (
+    DrillService,
+    Submitter,
+    drill_prerenderer,
+    drills_from_config,
+    jobstore_url,
+    pipeline_submitter,
+)
 from terminals.inventory import Inventory
 
 if TYPE_CHECKING:
@@ -225,7 +232,9 @@ class OpsService:
     async def list_reports(self, *, kind: ReportKind | None = None, limit: int = 100) -> list[StoredReport]:
         now = self.clock.now()
         stmt = (
-            select(reports.c.id, reports.c.kind, reports.c.subject, reports.c.created_at, reports.c.expires_at)
+            select(
+                reports.c.id, reports.c.kind, reports.c.subject, reports.c.created_at, reports.c.expires_at
+            )
             .where(reports.c.expires_at > now)
             .order_by(reports.c.created_at.desc(), reports.c.id.desc())
             .limit(limit)
@@ -257,6 +266,14 @@ def drill_service_for(controller: Controller, submit: Submitter | None = None) -
     specs = drills_from_config(entries, controller.inventory.county.code)
     if not specs:
         return None
+    # Pre-render each drill's speech ahead of its slot with the very script the pipeline will use.
+    prerender = (
+        drill_prerenderer(
+            controller.pipeline.script, controller.renderer, repeats_for=controller.audio_config.repeats_for
+        )
+        if getattr(controller, "pipeline", None) is not None
+        else None
+    )
     return DrillService(
         engine=controller.engine,
         clock=controller.clock,
@@ -264,7 +281,10 @@ def drill_service_for(controller: Controller, submit: Submitter | None = None) -
         drills=specs,
         sender_name=controller.inventory.platform_name or controller.inventory.name,
         sender_code=controller.inventory.platform_code,
-        jobstore_url=jobstore_url(settings.database_url, Path(settings.base_dir) / "var" / "drill-jobs.sqlite3"),
+        jobstore_url=jobstore_url(
+            settings.database_url, Path(settings.base_dir) / "var" / "drill-jobs.sqlite3"
+        ),
+        prerender=prerender,
     )
 
 

@@ -101,6 +101,7 @@ class Pipeline:
         self._clock = clock
         self.audio_base_url = audio_base_url.rstrip("/")
         self._script = script
+        self.script = script  # the drill pre-render speaks exactly what the slot will
         self._live = live
         self._repeats_for = repeats_for
         # Called when a broadcast starts going out (the intake desk stops what it supersedes).
@@ -249,6 +250,7 @@ class Pipeline:
             title=draft.primary.title,
             audio_url=url,
             audio=audio,
+            volume=draft.volume if draft.volume is not None else 100,
         )
 
     async def _dispatch(

@@ -9,6 +9,9 @@ Definitions:
   was first scheduled gets exactly one ``drill_runs`` row: ``submitted`` (with the broadcast id),
   ``missed`` (the controller was down longer than the grace period), or ``failed`` (the submit raised;
   retried while still inside the grace period). A slot is never silently skipped.
+- A **silent** drill's draft carries ``volume=0``: terminals run the drill (receive, report) without
+  sound. Every drill's spoken programme is **pre-rendered** into the audio cache ahead of its next slot
+  (``drill_prerenderer`` + ``DrillService.prerender_next``), so the slot's own render is a cache hit.
 - A run is **idempotent**: the draft's SourceRef identifier is ``<drill id>@<slot>``, so a restart
   that fires the same slot again hits the broadcast store's duplicate-source check instead of airing
   twice; the unique (drill_id, slot) row does the same for the record.
@@ -27,6 +30,7 @@ itself (it calls the submit callback) and never sleeps.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -260,7 +264,43 @@ def build_draft(
             slot_identifier(spec.drill_id, slot),
             slot.astimezone(UTC).isoformat(),
         ),
+        volume=0 if spec.silent else None,
     )
+
+
+def next_slot(spec: DrillSpec, now: datetime) -> datetime | None:
+    """The first slot strictly after ``now`` (UTC), or None when the schedule has no further slot."""
+    nxt = spec.trigger().get_next_fire_time(None, now + timedelta(microseconds=1))
+    return None if nxt is None else nxt.astimezone(UTC)
+
+
+# -- pre-rendering -----------------------------------------------------------------------------------
+
+DrillScript = Callable[[MessageDraft], tuple[str, str]]
+"""What the pipeline says for a draft: ``(title, text)`` (the controller's template script)."""
+
+Prerender = Callable[[MessageDraft], Awaitable[None]]
+
+
+class _Renders(Protocol):
+    async def render(self, title: str, text: str, *, repeats: int = 1, layout: Any = ...) -> object: ...
+
+
+def drill_prerenderer(
+    script: DrillScript,
+    renderer: _Renders,
+    *,
+    repeats_for: Callable[[Severity], int] = lambda _sev: 1,
+    layout: str = "speech",
+) -> Prerender:
+    """Render a drill draft's speech exactly as the pipeline will (same script, repeats and layout:
+    ``"speech"`` for tone-first live playout, ``"full"`` without it), so the slot's render is a cache hit."""
+
+    async def prerender(draft: MessageDraft) -> None:
+        title, text = script(draft)
+        await renderer.render(title, text, repeats=repeats_for(draft.severity), layout=layout)
+
+    return prerender
 
 
 def sync_url(async_url: str) -> str | None:
@@ -309,17 +349,12 @@ class _Submits(Protocol):
 
 
 def pipeline_submitter(pipeline: _Submits) -> Submitter:
-    """Adapt ``Pipeline.submit`` (returns Submitted) to a Submitter.
-
-    The pipeline has no silent (volume 0) mode yet: a silent drill is logged and aired normally until it has.
-    """
+    """Adapt ``Pipeline.submit`` (returns Submitted) to a Submitter. Silence travels in the draft
+    (``volume=0``); the pipeline puts it into the delivery order."""
 
     async def submit(draft: MessageDraft, silent: bool) -> int:
         if silent:
-            log.warning(
-                "drill %s asked for a silent terminal check; the pipeline cannot mute yet, airing it",
-                draft.source.identifier,
-            )
+            log.info("drill %s is a silent terminal check (volume 0)", draft.source.identifier)
         result = await pipeline.submit(draft, actor=draft.source.sender)
         return int(result.broadcast_id)
 
@@ -349,6 +384,7 @@ async def run_drill_job(service: str, drill_id: str, anchor: str) -> None:
         )
         return
     await svc.reconcile(drill_id, anchor=datetime.fromisoformat(anchor))
+    svc.spawn_prerender(drill_id)
 
 
 @dataclass
@@ -361,8 +397,10 @@ class DrillService:
     sender_code: str
     jobstore_url: str
     name: str = "default"
+    prerender: Prerender | None = None
     scheduler: AsyncIOScheduler | None = field(default=None, init=False)
     _anchors: dict[str, datetime] = field(default_factory=dict, init=False)
+    _prerenders: set[asyncio.Task[list[str]]] = field(default_factory=set, init=False)
 
     def spec(self, drill_id: str) -> DrillSpec:
         for s in self.drills:
@@ -477,6 +515,41 @@ class DrillService:
         )
         return [await self.run_slot(drill_id, s, now=now) for s in pending]
 
+    # -- pre-rendering --------------------------------------------------------------------------------
+    async def prerender_next(self, drill_id: str | None = None, *, now: datetime | None = None) -> list[str]:
+        """Render the speech of each drill's next slot into the audio cache (no-op without ``prerender``).
+        Returns the drill ids rendered; a failure is logged and left to the slot's own render."""
+        if self.prerender is None:
+            return []
+        now = now or self.clock.now()
+        done: list[str] = []
+        for spec in self.drills if drill_id is None else [self.spec(drill_id)]:
+            slot = next_slot(spec, now)
+            if slot is None:
+                continue
+            draft = build_draft(spec, slot, slot, sender_name=self.sender_name, sender_code=self.sender_code)
+            try:
+                await self.prerender(draft)
+            except Exception:
+                log.exception("drill %s: pre-rendering slot %s failed", spec.drill_id, slot.isoformat())
+                continue
+            log.info("drill %s: speech for slot %s pre-rendered", spec.drill_id, slot.isoformat())
+            done.append(spec.drill_id)
+        return done
+
+    @property
+    def prerendering(self) -> bool:
+        """Whether a background pre-render is still running."""
+        return bool(self._prerenders)
+
+    def spawn_prerender(self, drill_id: str | None = None) -> None:
+        """``prerender_next`` in the background (start-up and after each fire must not wait for TTS)."""
+        if self.prerender is None:
+            return
+        task = asyncio.create_task(self.prerender_next(drill_id), name=f"drill-prerender-{drill_id or '*'}")
+        self._prerenders.add(task)
+        task.add_done_callback(self._prerenders.discard)
+
     # -- scheduler ------------------------------------------------------------------------------------
     def make_scheduler(self) -> AsyncIOScheduler:
         store = SQLAlchemyJobStore(url=self.jobstore_url)
@@ -513,8 +586,13 @@ class DrillService:
             )
             await self.reconcile(spec.drill_id, anchor=anchor, now=now)
         sched.resume()
+        self.spawn_prerender()
 
     async def close(self) -> None:
+        for task in list(self._prerenders):
+            task.cancel()
+        if self._prerenders:
+            await asyncio.gather(*self._prerenders, return_exceptions=True)
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None

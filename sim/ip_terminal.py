@@ -478,8 +478,11 @@ class SimTerminal:
         self._respond(frame, Reply(ResultCode.OK))
         self._known.add(sb.ebm_id)
         self._interrupted.discard(sb.ebm_id)  # resumed: plays again from the start
-        if current is not None and terminal_rank(sb) > terminal_rank(current):
+        if current is not None:
+            # Cut off before its end: if the platform sends it again later, it plays again (a start for
+            # something played to the end is still a duplicate).
             self._interrupted.add(current.ebm_id)
+        if current is not None and terminal_rank(sb) > terminal_rank(current):
             self._cancel_playback(INTERRUPTED)
         else:
             self._cancel_playback(PREEMPTED)

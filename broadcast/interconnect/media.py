@@ -12,7 +12,9 @@ endpoint, through the outbox (retried until a 2xx; `Idempotency-Key` = document 
 
 Submissions: the media centre POSTs a programme (JSON: submission_id, title, text and/or audio_url,
 start_at, end_at?, area_codes?, submitter?) which is stored as *pending* in `media_submissions` until an
-operator approves or rejects it (storage and functions only; the console comes later).
+operator approves or rejects it (who decided is recorded). On approval the operator routes
+(broadcast/web/media_routes.py) fetch a submitted recording once with `fetch_audio` (size and time
+limits) and hand the submission to the programme schedule (broadcast/programmes.py).
 
 Must never put a submission on air itself, or publish a broadcast outside the outbox.
 """
@@ -26,6 +28,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+import aiohttp
 from sqlalchemy import Column, Integer, String, Table, Text, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -147,6 +150,8 @@ class SubmissionFault(StrEnum):
     INVALID = "invalid"
     NOT_FOUND = "not_found"
     ALREADY_DECIDED = "already_decided"
+    AUDIO_UNAVAILABLE = "audio_unavailable"  # the audio_url could not be fetched (network, status, time)
+    AUDIO_TOO_BIG = "audio_too_big"
 
 
 class SubmissionError(ValueError):
@@ -357,3 +362,55 @@ async def decide_submission(
             submission_id=submission_id,
         )
     return found
+
+
+DEFAULT_FETCH_TIMEOUT_S = 60.0
+_FETCH_CHUNK = 64 * 1024
+
+
+async def fetch_audio(
+    session: aiohttp.ClientSession,
+    url: str,
+    *,
+    max_bytes: int,
+    timeout_s: float = DEFAULT_FETCH_TIMEOUT_S,
+    submission_id: str = "",
+) -> bytes:
+    """GET a submission's recording once, holding at most ``max_bytes`` + 1 byte; no retries, no redirects
+    to other schemes. Raises SubmissionError (AUDIO_UNAVAILABLE / AUDIO_TOO_BIG) naming the submission."""
+
+    def fail(fault: SubmissionFault, message: str) -> SubmissionError:
+        return SubmissionError(fault, message, submission_id=submission_id, field="audio_url")
+
+    too_big = fail(
+        SubmissionFault.AUDIO_TOO_BIG,
+        f"节目录音超过 {max_bytes // (1024 * 1024)} MB 上限，请融媒体中心压缩或剪短后重新提交",
+    )
+    try:
+        async with session.get(
+            url, timeout=aiohttp.ClientTimeout(total=timeout_s), allow_redirects=True, max_redirects=3
+        ) as resp:
+            if resp.status != 200:
+                raise fail(
+                    SubmissionFault.AUDIO_UNAVAILABLE,
+                    f"无法下载节目录音（HTTP {resp.status}），请确认 audio_url 可访问后重试审核",
+                )
+            if resp.content_length is not None and resp.content_length > max_bytes:
+                raise too_big
+            data = bytearray()
+            async for chunk in resp.content.iter_chunked(_FETCH_CHUNK):
+                data += chunk
+                if len(data) > max_bytes:
+                    raise too_big
+            return bytes(data)
+    except SubmissionError:
+        raise
+    except TimeoutError:
+        raise fail(
+            SubmissionFault.AUDIO_UNAVAILABLE, f"下载节目录音超时（{timeout_s:g} 秒），请稍后重试审核"
+        ) from None
+    except aiohttp.ClientError as exc:
+        raise fail(
+            SubmissionFault.AUDIO_UNAVAILABLE,
+            f"无法下载节目录音（{type(exc).__name__}），请确认 audio_url 可访问后重试审核",
+        ) from None

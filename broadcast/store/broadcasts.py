@@ -76,6 +76,8 @@ def draft_to_record(draft: MessageDraft) -> dict[str, Any]:
         "related_ebm_id": draft.related_ebm_id,
         "warnings": list(draft.warnings),
         "terminal_codes": list(draft.terminal_codes),
+        "audio_digest": draft.audio_digest,
+        "volume": draft.volume,
     }
 
 
@@ -96,6 +98,8 @@ def record_to_draft(rec: dict[str, Any]) -> MessageDraft:
         related_ebm_id=rec.get("related_ebm_id"),
         warnings=tuple(rec.get("warnings", ())),
         terminal_codes=tuple(rec.get("terminal_codes", ())),
+        audio_digest=rec.get("audio_digest"),
+        volume=rec.get("volume"),
     )
 
 

@@ -22,6 +22,7 @@ from broadcast.web.audio_routes import add_audio_routes
 from broadcast.web.console_routes import CONSOLE_RULES, add_console_routes
 from broadcast.web.jsonutil import json_response
 from broadcast.web.live import live_audio_handler
+from broadcast.web.media_routes import MEDIA_RULES, add_media_routes
 from broadcast.web.reports_routes import add_report_routes
 
 if TYPE_CHECKING:
@@ -106,6 +107,7 @@ async def post_message(request: web.Request) -> web.Response:
 # Operator actions beyond the security module's default matrix.
 MATRIX = DEFAULT_MATRIX.with_rules(
     *CONSOLE_RULES,
+    *MEDIA_RULES,
     Rule("POST", "/api/audio", Permission.MESSAGES_COMPOSE),  # operator audio upload
     Rule("POST", "/api/reports/health", Permission.READ),  # generate a health report on demand
     Rule("POST", "/ebd", PUBLIC),  # upper platforms: authenticated by SM2 signatures, not logins
@@ -142,5 +144,6 @@ def make_app(controller: Controller) -> web.Application:
         max_bytes=controller.audio_config.upload_max_bytes,
         max_duration_s=controller.audio_config.upload_max_duration_s,
     )
+    add_media_routes(app, CONTROLLER)
     add_console_routes(app, CONTROLLER)
     return app

@@ -88,7 +88,9 @@ async def mixed_county(
     tokens: list[dict[str, Any]],
     time_scale: float = 0.002,
     ack_timeout_s: float = 2.0,
+    extra: dict[str, Any] | None = None,
 ) -> AsyncIterator[MixedCounty]:
+    """``extra``: more settings sections (e.g. ``{"policy": {...}}``), added to the ones built here."""
     inventory = mixed_inventory(tmp_path / "county")
     fm, cable = FmEncoderSim(), CableInserterSim()
     fm_host, cable_host = TcpHost(fm), TcpHost(cable)
@@ -100,7 +102,7 @@ async def mixed_county(
             "server": {"port": 0},
             "inventory": {"path": str(inventory)},
             "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'ebc.sqlite3'}"},
-            "audio": {"cache_dir": str(tmp_path / "audio")},
+            "audio": {"cache_dir": str(tmp_path / "audio"), "engines": ["offline"]},  # no internet in tests
             "dispatch": {"retry_initial_s": 0.05, "retry_max_s": 0.2},
             "adapters": {
                 "ip_speaker": {"port": 0, "ack_timeout_s": ack_timeout_s},
@@ -113,6 +115,7 @@ async def mixed_county(
                 },
                 "cable_tv": {"url": cable_url, "resource_code": CABLE_CODE, "ack_timeout_s": 0.5},
             },
+            **(extra or {}),
         },
         base_dir=tmp_path,
     )

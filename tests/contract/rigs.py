@@ -151,8 +151,19 @@ class Driver:
         self.sink = Sink()
         self.clock = ManualClock(T0)
 
-    def order(self, *, long: bool = False) -> DeliveryOrder:
-        return make_order(f"{self.audio_base}/{'long' if long else 'a'}.mp3")
+    # How the device treats a higher item delivered while a lower one is on air (the contract's
+    # preemption scenario asserts exactly this; the dispatcher never sends a lower or equal item to a
+    # device it believes busy, so what a device does with one is not part of the contract):
+    # INTERRUPTS  IP terminal (direct or behind a front-end): the lower one stops without a report of
+    #             its own (TaskSwitch end only); re-delivered, it plays again from the start.
+    # REPLACES    FM: newest takes the transmitter, the previous is reported CANCELLED (PREEMPTED) —
+    #             final in the core's lifecycle, so it does not resume there (see the issue report).
+    # CARRIES_ALL cable: the inserter carries both; the lower one stays inserted (no new PLAYING when
+    #             re-delivered) and is withdrawn at its own end time.
+    preemption = ""
+
+    def order(self, *, long: bool = False, **kw: Any) -> DeliveryOrder:
+        return make_order(f"{self.audio_base}/{'long' if long else 'a'}.mp3", **kw)
 
     async def start(self) -> None:
         raise NotImplementedError
@@ -185,6 +196,7 @@ class Driver:
 
 class IpDriver(Driver):
     name = "ip_speaker"
+    preemption = "INTERRUPTS"
 
     async def start(self) -> None:
         self.ref = terminal_ref(1)
@@ -221,6 +233,7 @@ class FrontEndDriver(Driver):
     """The device under test is the front-end; the terminal behind it does the playing."""
 
     name = "front_end"
+    preemption = "INTERRUPTS"
     n_terminals = 1
 
     async def start(self) -> None:
@@ -276,6 +289,7 @@ class FrontEndDriver(Driver):
 
 class FmDriver(Driver):
     name = "fm"
+    preemption = "REPLACES"
 
     async def start(self) -> None:
         self.code = TRANSMITTER
@@ -327,6 +341,7 @@ class FmDriver(Driver):
 
 class CableDriver(Driver):
     name = "cable_tv"
+    preemption = "CARRIES_ALL"
 
     async def start(self) -> None:
         self.code = HEAD_END

@@ -1,15 +1,16 @@
 """The adapter contract: every adapter, driven against its own simulator, behaves the same way to the
-core. Preemption is not part of this suite (it belongs to the preemption work)."""
+core. The preemption scenario asserts what each device really does (documented on ``Driver.preemption``)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
 from adapters.base import Adapter, FailureKind, Outcome, SendResult
-from broadcast.model import DeliveryOrder, DeliveryStatus, FailureReason
+from broadcast.model import DeliveryOrder, DeliveryStatus, FailureReason, Severity
 from tests.contract.rigs import DRIVERS, Driver, audio_server, until
 
 
@@ -109,3 +110,49 @@ async def test_unknown_terminal_is_permanent(driver: Driver) -> None:
     result = await driver.adapter.deliver(driver.order(), "65301810010010314019999")
     assert result.outcome is Outcome.PERMANENT
     assert result.failure is FailureKind.UNSUPPORTED
+
+
+async def test_higher_item_preempts_lower_which_resumes_when_redelivered(driver: Driver) -> None:
+    """A lower item on air, a higher one delivered: the higher one plays; the lower one ends preempted
+    (or is interrupted on the device), and resumes when delivered again after the higher one ended.
+    Per-adapter differences are documented on ``Driver.preemption`` in rigs.py."""
+    lower = driver.order(long=True, severity=Severity.BLUE, minutes=120)
+    higher = driver.order(long=False, severity=Severity.RED, minutes=60)
+    code = driver.code
+    sim: Any = getattr(driver, "sim", None)  # the device's own ground truth, where it has one
+    assert (await driver.adapter.deliver(lower, code)).outcome is Outcome.ACCEPTED
+    await until(lambda: DeliveryStatus.PLAYING in driver.sink.statuses(code, lower.ebm_id))
+    result = await driver.adapter.deliver(higher, code)
+    assert result.outcome is Outcome.ACCEPTED, result
+    await until(lambda: DeliveryStatus.PLAYING in driver.sink.statuses(code, higher.ebm_id))
+    if driver.preemption == "REPLACES":
+        events = driver.sink.events
+        cut = [e for e in events if e.ebm_id == lower.ebm_id and e.status is DeliveryStatus.CANCELLED]
+        assert [e.reason for e in cut] == [FailureReason.PREEMPTED]
+    elif driver.preemption == "CARRIES_ALL":
+        assert {lower.ebm_id, higher.ebm_id} <= set(sim.on_air)
+    else:
+        assert driver.preemption == "INTERRUPTS"
+        await until(lambda: any(p.ebm_id == lower.ebm_id and p.ended_at for p in sim.played))
+        first = next(p for p in sim.played if p.ebm_id == lower.ebm_id)
+        assert not first.completed
+        assert DeliveryStatus.FAILED not in driver.sink.statuses(code, lower.ebm_id)
+    await driver.finish(higher)
+    assert driver.completed(higher.ebm_id) == 1
+
+    resumed = await driver.adapter.deliver(lower, code)
+    assert resumed.outcome is Outcome.ACCEPTED, resumed
+    await driver.finish(lower)
+    assert driver.completed(lower.ebm_id) == 1
+    statuses = driver.sink.statuses(code, lower.ebm_id)
+    assert statuses.count(DeliveryStatus.PLAYED) == 1
+    if driver.preemption == "INTERRUPTS":
+        runs = [p for p in sim.played if p.ebm_id == lower.ebm_id]
+        (top,) = [p for p in sim.played if p.ebm_id == higher.ebm_id]
+        assert [p.completed for p in runs] == [False, True]
+        assert top.ended_at is not None and runs[0].ended_at is not None
+        assert runs[0].ended_at <= top.started_at  # cut off before the higher one started
+        assert runs[1].started_at >= top.ended_at  # never on air at the same time
+        assert statuses.count(DeliveryStatus.PLAYING) == 2
+    elif driver.preemption == "CARRIES_ALL":
+        assert statuses.count(DeliveryStatus.PLAYING) == 1  # still inserted: no second PLAYING

@@ -49,10 +49,17 @@ def test_config_parsed() -> None:
         ({"items": []}, ProgrammeConfigFault.MISSING_FIELD, "items"),
         ({"hour": 24}, ProgrammeConfigFault.BAD_VALUE, "hour"),
         ({"days": "someday"}, ProgrammeConfigFault.BAD_VALUE, "days/hour/minute"),
-        ({"items": [{"audio": "ab" * 32}]}, ProgrammeConfigFault.UNSUPPORTED, "items[1].audio"),
+        (
+            {"items": [{"audio": "ab" * 32}, {"text": "再见"}]},
+            ProgrammeConfigFault.UNSUPPORTED,
+            "items[1].audio",
+        ),
+        ({"items": [{"audio": "not-a-digest"}]}, ProgrammeConfigFault.BAD_VALUE, "items[1].audio"),
     ],
 )
-def test_config_errors_name_the_field(patch: dict[str, object], fault: ProgrammeConfigFault, field: str) -> None:
+def test_config_errors_name_the_field(
+    patch: dict[str, object], fault: ProgrammeConfigFault, field: str
+) -> None:
     with pytest.raises(ProgrammeConfigError) as err:
         programmes_from_config([{**CFG[0], **patch}], AREA)
     assert err.value.fault is fault and err.value.field == field and err.value.programme_id == "morning"
@@ -125,3 +132,14 @@ async def test_scheduler_persists_jobs(tmp_path: Path) -> None:
         assert again.scheduler is not None and again.scheduler.get_jobs() == []
     finally:
         await again.close()
+
+
+def test_audio_item_airs_the_recording_by_digest() -> None:
+    digest = "AB" * 32
+    (spec,) = programmes_from_config([{**CFG[0], "items": [{"audio": digest, "text": "农技讲座录音"}]}], AREA)
+    assert spec.audio_digest == digest.lower()
+    draft = build_draft(spec, SLOT, SLOT, sender_name="安宁", sender_code="5301810")
+    assert draft.audio_digest == digest.lower() and draft.source.kind is SourceKind.SCHEDULE
+    assert draft.primary.text == "农技讲座录音"  # the written description; the recording is what plays
+    (plain,) = programmes_from_config(CFG, AREA)
+    assert build_draft(plain, SLOT, SLOT, sender_name="安宁", sender_code="5301810").audio_digest is None
