@@ -6,7 +6,9 @@ Owns: opening a pyserial-asyncio-fast connection on a device path (``/dev/ttyUSB
 per line so that request/acknowledge exchanges of several adapters sharing a multi-drop line never
 interleave. Lines are shared per (event loop, URL) and reference-counted.
 
-Never parses frames (codecs do that), never retries or sleeps, and never decides outcomes.
+Also the one classification of a failed request/acknowledge exchange into the adapter contract's
+outcome, shared by the FM and cable adapters. Never parses frames (codecs do that), never retries or
+sleeps.
 Note: pyserial's ``loop://`` URL does not work with asyncio; use a pty pair or ``socket://``.
 """
 
@@ -15,15 +17,47 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from enum import StrEnum
 from typing import Any
 
 import serial
 import serial_asyncio_fast
 
+from adapters.base import FailureKind, SendResult
+
 _LOG = logging.getLogger(__name__)
 
 Listener = Callable[[bytes], None]
+
+
+class LineFailure(StrEnum):
+    """How a request/acknowledge exchange with a serial device failed (shared by FM and cable TV)."""
+
+    LINK = "link"  # the line could not be opened or written
+    TIMEOUT = "timeout"  # no acknowledgement after all retransmissions
+    NACK = "nack"  # the device refused the request (not a line error)
+    LINE_NOISE = "line_noise"  # the device kept reporting CRC/framing errors
+
+
+def classify_line_failure(failure: LineFailure | None, detail: str) -> SendResult:
+    """The adapter contract's classification of a failed serial exchange: a refusal is permanent,
+    everything else is worth retrying."""
+    if failure is LineFailure.NACK:
+        return SendResult.permanent(FailureKind.REJECTED, detail)
+    if failure is LineFailure.LINK:
+        return SendResult.retry(FailureKind.NOT_CONNECTED, detail)
+    if failure is LineFailure.LINE_NOISE:
+        return SendResult.retry(FailureKind.PROTOCOL, detail)
+    return SendResult.retry(FailureKind.TIMEOUT, detail)
+
+
+def require_setting(config: Mapping[str, Any], key: str, message: str) -> str:
+    """A mandatory adapter setting; ``message`` (Chinese) says what to fill in."""
+    value = config.get(key)
+    if not value:
+        raise ValueError(message.format(key=key))
+    return str(value)
 
 
 class SerialLineError(Exception):

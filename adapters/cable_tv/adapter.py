@@ -23,7 +23,6 @@ import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from adapters.base import AdapterSink, Capability, FailureKind, SendResult
@@ -47,7 +46,15 @@ from adapters.cable_tv.sections import (
     build_content,
     build_ebit,
 )
-from adapters.serial_line import SerialLine, SerialLineError, acquire_line, release_line
+from adapters.serial_line import (
+    LineFailure,
+    SerialLine,
+    SerialLineError,
+    acquire_line,
+    classify_line_failure,
+    release_line,
+    require_setting,
+)
 from broadcast.clock import Clock
 from broadcast.model import (
     DeliveryEvent,
@@ -61,11 +68,7 @@ from broadcast.model import (
 _LOG = logging.getLogger(__name__)
 
 
-class LinkFailure(StrEnum):
-    LINK = "link"
-    TIMEOUT = "timeout"
-    NACK = "nack"
-    LINE_NOISE = "line_noise"
+LinkFailure = LineFailure  # the cable name for the shared serial-exchange failure kinds
 
 
 @dataclass(frozen=True)
@@ -148,23 +151,15 @@ class InserterClient:
 
 
 def classify(ex: Exchange, code: str) -> SendResult:
-    detail = f"{code}: {ex.what} {ex.detail}".strip()
-    if ex.failure is LinkFailure.NACK:
-        return SendResult.permanent(FailureKind.REJECTED, detail)
-    if ex.failure is LinkFailure.LINK:
-        return SendResult.retry(FailureKind.NOT_CONNECTED, detail)
-    if ex.failure is LinkFailure.LINE_NOISE:
-        return SendResult.retry(FailureKind.PROTOCOL, detail)
-    return SendResult.retry(FailureKind.TIMEOUT, detail)
+    return classify_line_failure(ex.failure, f"{code}: {ex.what} {ex.detail}".strip())
 
 
 def _require(config: Mapping[str, Any], key: str) -> str:
-    value = config.get(key)
-    if not value:
-        raise ValueError(
-            f"有线电视适配器配置缺少 {key}：请在适配器配置中填写串口路径(url)和前端资源编码(resource_code)。"
-        )
-    return str(value)
+    return require_setting(
+        config,
+        key,
+        "有线电视适配器配置缺少 {key}：请在适配器配置中填写串口路径(url)和前端资源编码(resource_code)。",
+    )
 
 
 class CableTvAdapter:

@@ -35,7 +35,14 @@ from adapters.fm.device import (
     programme_input_element,
 )
 from adapters.fm.uecp import Element, PiSet, PsSet, PtySet, RadioTextSet, StuffingVariant, TaTpSet
-from adapters.serial_line import SerialLine, SerialLineError, acquire_line, release_line
+from adapters.serial_line import (
+    SerialLine,
+    SerialLineError,
+    acquire_line,
+    classify_line_failure,
+    release_line,
+    require_setting,
+)
 from broadcast.clock import Clock
 from broadcast.model import (
     DeliveryEvent,
@@ -70,23 +77,15 @@ def radiotext_for(order: DeliveryOrder) -> str:
 
 
 def classify(result: CommandResult, transmitter_code: str) -> SendResult:
-    detail = f"{transmitter_code}: {result.what} {result.detail}".strip()
-    if result.failure is CommandFailure.NACK:
-        return SendResult.permanent(FailureKind.REJECTED, detail)
-    if result.failure is CommandFailure.LINK:
-        return SendResult.retry(FailureKind.NOT_CONNECTED, detail)
-    if result.failure is CommandFailure.LINE_NOISE:
-        return SendResult.retry(FailureKind.PROTOCOL, detail)
-    return SendResult.retry(FailureKind.TIMEOUT, detail)
+    return classify_line_failure(result.failure, f"{transmitter_code}: {result.what} {result.detail}".strip())
 
 
 def _require(config: Mapping[str, Any], key: str) -> str:
-    value = config.get(key)
-    if not value:
-        raise ValueError(
-            f"调频(FM)适配器配置缺少 {key}：请在配置中填写串口路径(url)和发射机资源编码(resource_code)。"
-        )
-    return str(value)
+    return require_setting(
+        config,
+        key,
+        "调频(FM)适配器配置缺少 {key}：请在配置中填写串口路径(url)和发射机资源编码(resource_code)。",
+    )
 
 
 class FmAdapter:
@@ -306,4 +305,3 @@ class FmAdapter:
     def _spawn_tick(self) -> None:
         if self._tick_task is None or self._tick_task.done():
             self._tick_task = asyncio.get_running_loop().create_task(self.tick())
-

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from enum import IntEnum, StrEnum
+from enum import IntEnum
 from typing import Any
 
 from adapters.fm.uecp import (
@@ -35,7 +35,7 @@ from adapters.fm.uecp import (
     StuffingVariant,
     UecpError,
 )
-from adapters.serial_line import SerialLine, SerialLineError
+from adapters.serial_line import LineFailure, SerialLine, SerialLineError
 
 _LOG = logging.getLogger(__name__)
 
@@ -65,11 +65,7 @@ def parse_programme_input(el: ManufacturerSpecific) -> ProgrammeInput:
         raise UecpError(AckCode.PARAM_OUT_OF_RANGE, f"programme input {data[3]}") from exc
 
 
-class CommandFailure(StrEnum):
-    LINK = "link"  # serial line could not be opened or written
-    TIMEOUT = "timeout"  # no acknowledgement after all retransmissions
-    NACK = "nack"  # encoder refused the element (not a line error)
-    LINE_NOISE = "line_noise"  # encoder kept reporting CRC/stuffing errors
+CommandFailure = LineFailure  # the FM name for the shared serial-exchange failure kinds
 
 
 @dataclass(frozen=True)
