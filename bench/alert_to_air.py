@@ -19,15 +19,16 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import all_online, fleet_process, wait_for  # noqa: E402
 from broadcast.controller import Controller  # noqa: E402
 from broadcast.model import DeliveryOrder, MsgType, Priority, Severity  # noqa: E402
 from broadcast.settings import load_settings  # noqa: E402
@@ -52,15 +53,6 @@ def cap(identifier: str) -> bytes:
 <expires>{exp}</expires><senderName>安宁市气象台</senderName><headline>{TITLE}</headline>
 <description>{TEXT}</description><area><areaDesc>安宁市</areaDesc><geocode>
 <valueName>CPEAS Geographic Code</valueName><value>530181000000</value></geocode></area></info></alert>""".encode()
-
-
-async def wait_for(pred: Any, within: float) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if await pred():
-            return
-        await asyncio.sleep(0.02)
-    raise TimeoutError("benchmark condition not reached")
 
 
 async def pipeline_run(ctl: Controller, http: aiohttp.ClientSession, url: str) -> dict[str, float]:
@@ -138,28 +130,12 @@ async def main(runs: int, time_scale: float) -> None:
     adapter = ctl.registry.get("ip_speaker")
     assert adapter is not None
     port = int(adapter.status()["port"])
-    fleet = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "sim.fleet",
-        "--controller",
-        f"127.0.0.1:{port}",
-        "--inventory",
-        str(settings.inventory_path),
-        "--time-scale",
-        str(time_scale),
-        cwd=ROOT,
-        stdout=asyncio.subprocess.DEVNULL,
-    )
+    processes = AsyncExitStack()  # the simulated county, stopped in the finally below
+    await processes.enter_async_context(fleet_process(settings.inventory_path, port, time_scale))
     http = aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"})
     try:
         n = len(ctl.inventory.terminals)
-
-        async def all_online() -> bool:
-            c = ctl.links.counts()
-            return c["online"] + c["broadcasting"] == n
-
-        await wait_for(all_online, 60)
+        await all_online(ctl)
         url = f"http://127.0.0.1:{ctl.web_port}"
         t = time.perf_counter()
         rendered = await ctl.renderer.render(TITLE, TEXT, repeats=3)
@@ -196,8 +172,7 @@ async def main(runs: int, time_scale: float) -> None:
         print("\ngoals: first ≤ 300 ms, all 586 acknowledged ≤ 1000 ms")
     finally:
         await http.close()
-        fleet.terminate()
-        await asyncio.wait_for(fleet.wait(), 10)
+        await processes.aclose()
         await ctl.close()
 
 

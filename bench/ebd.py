@@ -23,9 +23,9 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -34,6 +34,7 @@ from sqlalchemy import select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import all_online, fleet_process, wait_for  # noqa: E402
 from broadcast.clock import SystemClock  # noqa: E402
 from broadcast.controller import Controller  # noqa: E402
 from broadcast.interconnect.app import Interconnect  # noqa: E402
@@ -101,16 +102,6 @@ def cap(identifier: str) -> bytes:
 <expires>{exp}</expires><senderName>安宁市气象台</senderName><headline>{TITLE}</headline>
 <description>{TEXT}</description><area><areaDesc>安宁市</areaDesc><geocode>
 <valueName>CPEAS Geographic Code</valueName><value>{AREA}</value></geocode></area></info></alert>""".encode()
-
-
-async def wait_for(pred: Any, within: float) -> Any:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        found = await pred()
-        if found:
-            return found
-        await asyncio.sleep(0.02)
-    raise TimeoutError("benchmark condition not reached")
 
 
 async def _intervals(ctl: Controller, bid: int, t0: datetime) -> dict[str, float]:
@@ -188,28 +179,13 @@ async def end_to_end(runs: int, time_scale: float) -> tuple[list[dict[str, float
     province.county_url = f"{url}/ebd"
     adapter = ctl.registry.get("ip_speaker")
     assert adapter is not None
-    fleet = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "sim.fleet",
-        "--controller",
-        f"127.0.0.1:{int(adapter.status()['port'])}",
-        "--inventory",
-        str(settings.inventory_path),
-        "--time-scale",
-        str(time_scale),
-        cwd=ROOT,
-        stdout=asyncio.subprocess.DEVNULL,
+    processes = AsyncExitStack()  # the simulated county, stopped in the finally below
+    await processes.enter_async_context(
+        fleet_process(settings.inventory_path, int(adapter.status()["port"]), time_scale)
     )
     http = aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"})
     try:
-        n = len(ctl.inventory.terminals)
-
-        async def all_online() -> bool:
-            c = ctl.links.counts()
-            return c["online"] + c["broadcasting"] == n
-
-        await wait_for(all_online, 60)
+        await all_online(ctl)
         await ebm_run(ctl, province)  # warm-up: renders the audio, opens connections, warms SQLite pages
         await cap_run(ctl, http, url)
         ebm_rows: list[dict[str, float]] = []
@@ -222,8 +198,7 @@ async def end_to_end(runs: int, time_scale: float) -> tuple[list[dict[str, float
         return ebm_rows, cap_rows
     finally:
         await http.close()
-        fleet.terminate()
-        await asyncio.wait_for(fleet.wait(), 10)
+        await processes.aclose()
         await ctl.close()
         await province.close()
 
