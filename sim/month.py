@@ -8,14 +8,8 @@ tick; every tick each live terminal sends one heartbeat, the sim waits until eve
 has been answered (a barrier, so the adapter stamps events with the tick time), then runs the adapter's
 liveness check. Nothing sleeps.
 
-Two wires (say which one was measured):
-
-- ``SocketWire``: every terminal is a real TCP client on 127.0.0.1 speaking 0xFEFD frames to the
-  adapter's listening socket (the adapter's own ``_serve`` loop reads, decodes and answers).
-- ``InProcessWire``: for volume. Each terminal's bytes are fed to the adapter's own ``FrameDecoder``
-  on a ``Link`` and every decoded frame goes to the adapter's frame handler (``_on_frame``), i.e. the
-  code ``_serve`` runs per received chunk, without kernel sockets; replies are encoded and written to
-  a counting writer. A closed connection is handed to the adapter's ``_detach`` as ``_serve`` does on EOF.
+Two wires (say which one was measured): ``SocketWire`` and ``InProcessWire`` in sim.month_wires,
+re-exported here.
 
 Scenario: terminals register at tick 0; flapping terminals lose their network for 1–8 ticks (short
 flaps are invisible by design), some close their connection (seen at once), a few die for good, one
@@ -33,13 +27,12 @@ Ground truth, detection-time semantics (the report can only know what the contro
 - a fault from tick a to tick b (fault report, then recovery report) is ``fault`` in [a, b);
 - a terminal that never connects is offline throughout.
 
-Owns the scenario, the simulated terminals' wires, the drive loop and the truth/expected figures.
+Owns the scenario, the drive loop and the truth/expected figures.
 Must never import the controller or web code, and never decide a figure by replaying link_events.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import random
 import time
@@ -47,15 +40,16 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from enum import StrEnum
-from typing import Any, Protocol
 
 from adapters.ip_speaker.adapter import IpSpeakerAdapter
-from adapters.ip_speaker.codec import DecodeError, Frame, FrameDecoder, PacketType, encode_frame
-from adapters.ip_speaker.link import Link
+from adapters.ip_speaker.codec import Frame, PacketType, encode_frame
 from adapters.ip_speaker.payloads import FaultFlag, FaultReport, Heartbeat, WorkState
 from broadcast.clock import BEIJING, ManualClock
 from broadcast.health import LinkTracker
 from broadcast.model import DeliveryEvent, LinkState
+from sim.month_wires import InProcessWire as InProcessWire
+from sim.month_wires import SocketWire as SocketWire
+from sim.month_wires import Wire
 from terminals.inventory import Inventory
 
 DAY_S = 86_400
@@ -144,8 +138,10 @@ def build_scenario(
     """A deterministic month (or part) of trouble; see the module docstring for the roles."""
     rng = random.Random(seed)
     ticks = int(days * DAY_S) // interval_s
-    wire = tuple(codes) if codes is not None else tuple(
-        t.resource_code for t in inventory.terminals if t.adapter == "ip_speaker"
+    wire = (
+        tuple(codes)
+        if codes is not None
+        else tuple(t.resource_code for t in inventory.terminals if t.adapter == "ip_speaker")
     )
     area_of = {t.resource_code: t.area_code for t in inventory.terminals}
     streets = sorted({area_of[c][:9] for c in wire})
@@ -300,178 +296,6 @@ def truth_outages(
     return out
 
 
-# -- wires -------------------------------------------------------------------------------------------
-
-
-class Wire(Protocol):
-    async def connect(self, code: str, first_frame: bytes) -> None:
-        """Open a new connection and send its first frame; an older connection stays open."""
-
-    def send(self, code: str, data: bytes) -> None: ...
-
-    async def retire_old(self, code: str) -> None:
-        """Close the terminal's previous connection (after the new one is bound)."""
-
-    async def close_link(self, code: str) -> None:
-        """The terminal closes its connection; returns when the adapter has noticed."""
-
-    async def settle(self, expected_replies: int) -> None:
-        """Return when ``expected_replies`` replies in total have come back."""
-
-    async def close(self) -> None: ...
-
-
-class _Counter:
-    def __init__(self) -> None:
-        self.replies = 0
-        self.target = 0
-        self.event = asyncio.Event()
-
-    def got(self, n: int) -> None:
-        self.replies += n
-        if self.replies >= self.target:
-            self.event.set()
-
-
-class SocketWire:
-    """Real TCP clients on 127.0.0.1 (one connection per terminal, plus the old one while replacing)."""
-
-    def __init__(self, adapter: IpSpeakerAdapter, host: str = "127.0.0.1") -> None:
-        self._adapter = adapter
-        self._host = host
-        self._conns: dict[str, list[tuple[asyncio.StreamWriter, asyncio.Task[None]]]] = {}
-        self._count = _Counter()
-
-    @property
-    def replies(self) -> int:
-        return self._count.replies
-
-    async def _pump(self, reader: asyncio.StreamReader) -> None:
-        decoder = FrameDecoder()
-        try:
-            while data := await reader.read(1 << 16):
-                n = sum(1 for f in decoder.feed(data) if not isinstance(f, DecodeError) and f.is_response)
-                self._count.got(n)
-        except (ConnectionError, OSError):
-            pass
-
-    async def connect(self, code: str, first_frame: bytes) -> None:
-        reader, writer = await asyncio.open_connection(self._host, self._adapter.port)
-        task = asyncio.create_task(self._pump(reader), name=f"month-wire-{code}")
-        self._conns.setdefault(code, []).append((writer, task))
-        writer.write(first_frame)
-
-    def send(self, code: str, data: bytes) -> None:
-        self._conns[code][-1][0].write(data)
-
-    async def _drop(self, writer: asyncio.StreamWriter, task: asyncio.Task[None]) -> None:
-        writer.close()
-        try:
-            await writer.wait_closed()
-        except (ConnectionError, OSError):
-            pass
-        await task
-
-    async def retire_old(self, code: str) -> None:
-        conns = self._conns[code]
-        while len(conns) > 1:
-            await self._drop(*conns.pop(0))
-
-    async def close_link(self, code: str) -> None:
-        for conn in self._conns.pop(code, []):
-            await self._drop(*conn)
-        await _until(lambda: not self._adapter.is_reachable(code), f"adapter to notice {code} closing")
-
-    async def settle(self, expected_replies: int) -> None:
-        self._count.target = expected_replies
-        if self._count.replies < expected_replies:
-            self._count.event.clear()
-            async with asyncio.timeout(30):
-                await self._count.event.wait()
-
-    async def close(self) -> None:
-        for conns in self._conns.values():
-            for conn in conns:
-                await self._drop(*conn)
-        self._conns.clear()
-
-
-class _Transport:
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-
-class _CountingWriter:
-    """Stands in for a StreamWriter in-process: counts the adapter's replies."""
-
-    transport = _Transport()
-
-    def __init__(self, counter: _Counter) -> None:
-        self._counter = counter
-
-    def write(self, data: bytes) -> None:
-        self._counter.replies += 1
-
-    def close(self) -> None:
-        pass
-
-    def get_extra_info(self, name: str) -> Any:
-        return ("in-process", 0)
-
-
-class InProcessWire:
-    """Frames fed to the adapter's FrameDecoder and frame handler directly (see the module docstring)."""
-
-    def __init__(self, adapter: IpSpeakerAdapter) -> None:
-        self._adapter = adapter
-        self._links: dict[str, list[Link]] = {}
-        self._count = _Counter()
-
-    @property
-    def replies(self) -> int:
-        return self._count.replies
-
-    async def connect(self, code: str, first_frame: bytes) -> None:
-        link = Link(None, _CountingWriter(self._count), self._adapter._variant)  # type: ignore[arg-type]
-        self._adapter._links.add(link)
-        self._links.setdefault(code, []).append(link)
-        self.send(code, first_frame)
-
-    def send(self, code: str, data: bytes) -> None:
-        link = self._links[code][-1]
-        handle = self._adapter._on_frame
-        for item in link.decoder.feed(data):
-            if isinstance(item, DecodeError):
-                raise RuntimeError(f"simulated terminal {code} sent a bad frame: {item}")
-            handle(link, item)
-
-    async def retire_old(self, code: str) -> None:
-        links = self._links[code]
-        while len(links) > 1:
-            self._adapter._detach(links.pop(0), "连接断开")
-
-    async def close_link(self, code: str) -> None:
-        for link in self._links.pop(code, []):
-            self._adapter._detach(link, "连接断开")
-
-    async def settle(self, expected_replies: int) -> None:
-        if self._count.replies < expected_replies:
-            raise RuntimeError(f"adapter answered {self._count.replies} of {expected_replies} frames")
-
-    async def close(self) -> None:
-        self._links.clear()
-
-
-async def _until(cond: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
-    """Poll one loop turn at a time: the adapter offers no event for "this link is gone"."""
-    try:
-        async with asyncio.timeout(timeout_s):
-            while not cond():  # noqa: ASYNC110
-                await asyncio.sleep(0)
-    except TimeoutError:
-        raise TimeoutError(f"timed out waiting for {what}") from None
-
-
 # -- the drive loop ----------------------------------------------------------------------------------
 
 
@@ -537,11 +361,15 @@ class MonthRun:
         self._hb_first = {}
         for c in sc.codes:
             addr = refs[c].physical_address.encode("ascii")
-            self._hb[c] = _frame(c, p, Heartbeat.BUSINESS_TYPE, Heartbeat(WorkState.IDLE, False, addr).encode())
+            self._hb[c] = _frame(
+                c, p, Heartbeat.BUSINESS_TYPE, Heartbeat(WorkState.IDLE, False, addr).encode()
+            )
             self._hb_fault[c] = _frame(
                 c, p, Heartbeat.BUSINESS_TYPE, Heartbeat(WorkState.FAULT, False, addr).encode()
             )
-            self._hb_first[c] = _frame(c, p, Heartbeat.BUSINESS_TYPE, Heartbeat(WorkState.IDLE, True, addr).encode())
+            self._hb_first[c] = _frame(
+                c, p, Heartbeat.BUSINESS_TYPE, Heartbeat(WorkState.IDLE, True, addr).encode()
+            )
         self._platform = p
         self._events: dict[int, list[tuple[int, Span]]] = {}  # tick → (0 = end, 1 = start, span)
         for s in sc.spans:
@@ -552,8 +380,12 @@ class MonthRun:
             evs.sort(key=lambda e: e[0])  # a span that ends before one that starts on the same tick
 
     def _fault_frame(self, code: str, flag: FaultFlag, tick: int) -> bytes:
-        report = FaultReport(flag, 3 if flag == FaultFlag.FAULT else 0, "功放故障" if flag == FaultFlag.FAULT else "",
-                             int(self.sc.at(tick).timestamp()))
+        report = FaultReport(
+            flag,
+            3 if flag == FaultFlag.FAULT else 0,
+            "功放故障" if flag == FaultFlag.FAULT else "",
+            int(self.sc.at(tick).timestamp()),
+        )
         return _frame(code, self._platform, FaultReport.BUSINESS_TYPE, report.encode())
 
     async def run(self) -> RunStats:

@@ -1,10 +1,7 @@
-"""The county inventory (终端清单): areas (行政区划), front-ends (前端), terminals (终端), target resolution.
-
-Owns loading and validating a county directory (``county.toml`` + ``terminals.csv``, see
-config/anning/README.md) and answering "which terminals lie inside these area codes" by prefix matching with
-zeros as wildcards (broadcast.codes). The loaded Inventory is immutable. This module must never talk to a
-terminal, touch a database, read the clock, or silently repair a bad inventory: a bad file is an
-InventoryError naming file, row and field.
+"""Loading the county inventory (终端清单) from a county directory (``county.toml`` + ``terminals.csv``, see
+config/anning/README.md) and validating it. The model and its queries live in terminals.inventory_model and
+are re-exported here. This module must never talk to a terminal, touch a database, read the clock, or silently
+repair a bad inventory: a bad file is an InventoryError naming file, row and field.
 """
 
 from __future__ import annotations
@@ -12,40 +9,63 @@ from __future__ import annotations
 import csv
 import re
 import tomllib
-from bisect import bisect_left
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import TypeVar
 
-from broadcast.codes import ResourceCode, ResourceSubtype, area_matches, area_prefix, normalise_area_code
+from broadcast.codes import ResourceCode, ResourceSubtype, area_matches
 from broadcast.model import TerminalKind, TerminalRef
+from terminals.inventory_model import (
+    Area,
+    AreaLevel,
+    FrontEnd,
+    FrontEndLevel,
+    Inventory,
+    InventoryError,
+    InventoryFault,
+    UnknownAreaError,
+    normalise_physical_address,
+)
+
+__all__ = [
+    "COUNTY_FILE",
+    "RELAY_ADAPTER",
+    "TERMINALS_FILE",
+    "TERMINAL_COLUMNS",
+    "Area",
+    "AreaLevel",
+    "FrontEnd",
+    "FrontEndLevel",
+    "Inventory",
+    "InventoryError",
+    "InventoryFault",
+    "UnknownAreaError",
+    "default_inventory",
+    "default_inventory_path",
+    "load_inventory",
+    "normalise_physical_address",
+]
 
 COUNTY_FILE = "county.toml"
 RELAY_ADAPTER = "front_end"  # terminals reached through their front-end (FrontEnd.relay)
 TERMINALS_FILE = "terminals.csv"
-TERMINAL_COLUMNS = ("resource_code", "area_code", "name", "kind", "physical_address", "latitude",
-                    "longitude", "adapter", "front_end")
+TERMINAL_COLUMNS = (
+    "resource_code",
+    "area_code",
+    "name",
+    "kind",
+    "physical_address",
+    "latitude",
+    "longitude",
+    "adapter",
+    "front_end",
+)
 
 _E = TypeVar("_E", bound=StrEnum)
 _HEX12 = re.compile(r"^[0-9A-F]{12}$")
-_ADDR_SEPARATORS = re.compile(r"[:\-.\s]")
-
-
-class AreaLevel(StrEnum):
-    COUNTY = "county"  # 县/市
-    STREET = "street"  # 街道/乡镇
-    COMMUNITY = "community"  # 社区（居委会）
-    VILLAGE = "village"  # 村委会
-
-
-class FrontEndLevel(StrEnum):
-    COUNTY = "county"  # 县级前端
-    STREET = "street"  # 街道前端
-    VILLAGE = "village"  # 村/社区前端
-
 
 # Resource-code level digit (eb-protocols §1) expected for each area level.
 _RESOURCE_LEVEL = {AreaLevel.COUNTY: 4, AreaLevel.STREET: 5, AreaLevel.COMMUNITY: 6, AreaLevel.VILLAGE: 6}
@@ -63,215 +83,6 @@ _TERMINAL_AREA = {
 _UNIT_RANGE = {AreaLevel.COMMUNITY: range(1, 200), AreaLevel.VILLAGE: range(200, 400)}
 
 
-@dataclass(frozen=True)
-class Area:
-    """An administrative area (行政区划) of the county; ``code`` is always the 12-digit form."""
-
-    code: str
-    name: str
-    level: AreaLevel
-    parent: str | None
-    latitude: float
-    longitude: float
-
-
-@dataclass(frozen=True)
-class FrontEnd:
-    """A front-end (前端): the county, street or village sub-platform that relays to its terminals."""
-
-    resource_code: str
-    area_code: str
-    name: str
-    level: FrontEndLevel
-    relay: bool = False  # the county sends to its terminals through it (adapter "front_end")
-
-
-class InventoryFault(StrEnum):
-    MISSING_FILE = "missing_file"
-    SYNTAX = "syntax"
-    MISSING_FIELD = "missing_field"
-    BAD_DIGITS = "bad_digits"
-    BAD_VALUE = "bad_value"
-    DUPLICATE = "duplicate"
-    UNKNOWN_AREA = "unknown_area"
-    AREA_MISMATCH = "area_mismatch"
-    WRONG_LEVEL = "wrong_level"
-    UNKNOWN_FRONT_END = "unknown_front_end"
-
-
-class InventoryError(ValueError):
-    """A county directory that cannot be loaded; names the file, the row (or TOML entry) and the field."""
-
-    def __init__(self, fault: InventoryFault, file: str, detail: str, *, row: int | None = None,
-                 section: str | None = None, field_name: str | None = None, value: str = "") -> None:
-        self.fault = fault
-        self.file = file
-        self.row = row
-        self.section = section
-        self.field = field_name
-        self.value = value
-        self.detail = detail
-        where = file
-        if section is not None and row is not None:
-            where += f" [[{section}]] 第 {row} 项"
-        elif section is not None:
-            where += f" [{section}]"
-        elif row is not None:
-            where += f" 第 {row} 行"
-        if field_name is not None:
-            where += f" 字段 {field_name}"
-        shown = f"（当前值：{value!r}）" if value else ""
-        super().__init__(
-            f"终端清单错误：{where}：{detail}{shown}。"
-            "请修正该处后重新加载（格式见 config/anning/README.md）。"
-        )
-
-
-class UnknownAreaError(LookupError):
-    """Target area codes that are malformed or name no known area of this county."""
-
-    def __init__(self, codes: Iterable[str], county: Area, example: Area | None = None) -> None:
-        self.codes = tuple(codes)
-        listed = "、".join(repr(c) for c in self.codes)
-        hint = f"，例如 {example.code[:9]}（{example.name}）" if example is not None else ""
-        super().__init__(
-            f"未知的区域编码：{listed} 不是{county.name}（{county.code[:6]}）的已知区域。"
-            f"请使用本县的 6 位县级、9 位街道或 12 位村/社区行政区划代码{hint}；"
-            f"有效代码见县配置 county.toml 的 streets / village_units 表。"
-        )
-
-
-def normalise_physical_address(addr: str) -> str:
-    """Upper-case hex without separators: ``3c:6a:2d:0f:14:b7`` → ``3C6A2D0F14B7``."""
-    return _ADDR_SEPARATORS.sub("", addr).upper()
-
-
-@dataclass(frozen=True)
-class _Index:
-    areas: Mapping[str, Area]
-    children: Mapping[str, tuple[Area, ...]]
-    ordered: tuple[TerminalRef, ...]  # by resource code
-    area_keys: tuple[str, ...]  # terminal area codes, sorted, with...
-    area_ranks: tuple[int, ...]  # ...the terminal's position in ``ordered``
-    by_code: Mapping[str, TerminalRef]
-    by_address: Mapping[str, TerminalRef]
-    front_ends: Mapping[str, FrontEnd]
-
-
-def _build_index(inv: Inventory) -> _Index:
-    areas = {a.code: a for a in (inv.county, *inv.areas)}
-    kids: dict[str, list[Area]] = {}
-    for a in sorted(areas.values(), key=lambda a: a.code):
-        if a.parent is not None:
-            kids.setdefault(a.parent, []).append(a)
-    ordered = tuple(sorted(inv.terminals, key=lambda t: t.resource_code))
-    by_area = sorted((t.area_code, rank) for rank, t in enumerate(ordered))
-    return _Index(
-        areas=areas,
-        children={k: tuple(v) for k, v in kids.items()},
-        ordered=ordered,
-        area_keys=tuple(k for k, _ in by_area),
-        area_ranks=tuple(r for _, r in by_area),
-        by_code={t.resource_code: t for t in ordered},
-        by_address={normalise_physical_address(t.physical_address): t for t in ordered},
-        front_ends={f.resource_code: f for f in inv.front_ends},
-    )
-
-
-@dataclass(frozen=True)
-class Inventory:
-    """One county's areas, front-ends and terminals.
-
-    ``name`` is the county's name (安宁市); ``areas`` includes the county itself and is ordered by code;
-    ``terminals`` is ordered by resource code when loaded.
-    """
-
-    platform_code: str
-    name: str
-    county: Area
-    areas: tuple[Area, ...]
-    front_ends: tuple[FrontEnd, ...]
-    terminals: tuple[TerminalRef, ...]
-    platform_name: str = ""  # e.g. 安宁市应急广播平台
-    _index: _Index = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_index", _build_index(self))
-
-    def area(self, code: str) -> Area | None:
-        """The area with this 6-, 9- or 12-digit code, or None."""
-        try:
-            return self._index.areas.get(normalise_area_code(code))
-        except ValueError:
-            return None
-
-    def _require(self, code: str) -> Area:
-        found = self.area(code)
-        if found is None:
-            raise UnknownAreaError((code,), self.county, self._example())
-        return found
-
-    def _example(self) -> Area | None:
-        streets = self._index.children.get(self.county.code, ())
-        return streets[0] if streets else None
-
-    def children(self, code: str) -> tuple[Area, ...]:
-        """Direct sub-areas, by code: county → streets, street → communities and villages."""
-        return self._index.children.get(self._require(code).code, ())
-
-    def path(self, code: str) -> list[Area]:
-        """From the county down to this area: [county, street, village unit]."""
-        chain = [self._require(code)]
-        while chain[0].parent is not None:
-            chain.insert(0, self._index.areas[chain[0].parent])
-        return chain
-
-    def resolve(self, codes: Iterable[str]) -> tuple[TerminalRef, ...]:
-        """Terminals inside any target area (zeros are wildcards), ordered by resource code.
-
-        A target naming an area above the county (e.g. the city 530100) covers the whole county. Raises
-        UnknownAreaError listing every code that is malformed or names no known area of this county.
-        """
-        targets = (codes,) if isinstance(codes, str) else tuple(codes)
-        county_prefix = area_prefix(self.county.code)
-        prefixes: list[str] = []
-        bad: list[str] = []
-        for code in targets:
-            try:
-                full = normalise_area_code(code)
-            except ValueError:
-                bad.append(code)
-                continue
-            prefix = area_prefix(full)
-            if full in self._index.areas or (prefix and county_prefix.startswith(prefix)):
-                prefixes.append(prefix)
-            else:
-                bad.append(code)
-        if bad:
-            raise UnknownAreaError(bad, self.county, self._example())
-        index = self._index
-        ranks: set[int] = set()
-        for prefix in prefixes:
-            lo = bisect_left(index.area_keys, prefix)
-            hi = bisect_left(index.area_keys, prefix + ":")  # ':' sorts just after '9'
-            ranks.update(index.area_ranks[lo:hi])
-        return tuple(index.ordered[r] for r in sorted(ranks))
-
-    def terminal(self, resource_code: str) -> TerminalRef | None:
-        return self._index.by_code.get(resource_code)
-
-    def by_physical_address(self, addr: str) -> TerminalRef | None:
-        """Look a terminal up by its factory id; case and ':'/'-' separators are ignored."""
-        return self._index.by_address.get(normalise_physical_address(addr))
-
-    def front_end(self, resource_code: str) -> FrontEnd | None:
-        return self._index.front_ends.get(resource_code)
-
-    def terminals_behind(self, front_end_code: str) -> tuple[TerminalRef, ...]:
-        """Terminals whose traffic goes through this front-end, ordered by resource code."""
-        return tuple(t for t in self._index.ordered if t.front_end == front_end_code)
-
-
 # ---------------------------------------------------------------------------------------------- loading
 
 
@@ -281,10 +92,18 @@ class _Where:
     row: int | None = None
     section: str | None = None
 
-    def error(self, fault: InventoryFault, detail: str, field_name: str | None = None,
-              value: object = "") -> InventoryError:
-        return InventoryError(fault, self.file, detail, row=self.row, section=self.section,
-                              field_name=field_name, value=str(value))
+    def error(
+        self, fault: InventoryFault, detail: str, field_name: str | None = None, value: object = ""
+    ) -> InventoryError:
+        return InventoryError(
+            fault,
+            self.file,
+            detail,
+            row=self.row,
+            section=self.section,
+            field_name=field_name,
+            value=str(value),
+        )
 
 
 def _text(entry: Mapping[str, object], key: str, where: _Where) -> str:
@@ -336,11 +155,19 @@ def _resource(entry: Mapping[str, object], key: str, area: Area, where: _Where) 
     text = _digits(entry, key, 23, where)
     code = ResourceCode.parse(text)
     if code.area_code != area.code:
-        raise where.error(InventoryFault.AREA_MISMATCH,
-                          f"资源编码中的区域码 {code.area_code} 与所属区域 {area.code} 不一致", key, text)
+        raise where.error(
+            InventoryFault.AREA_MISMATCH,
+            f"资源编码中的区域码 {code.area_code} 与所属区域 {area.code} 不一致",
+            key,
+            text,
+        )
     if code.level != _RESOURCE_LEVEL[area.level]:
-        raise where.error(InventoryFault.WRONG_LEVEL,
-                          f"资源编码级别位应为 {_RESOURCE_LEVEL[area.level]}（{area.name}）", key, text)
+        raise where.error(
+            InventoryFault.WRONG_LEVEL,
+            f"资源编码级别位应为 {_RESOURCE_LEVEL[area.level]}（{area.name}）",
+            key,
+            text,
+        )
     return code
 
 
@@ -397,11 +224,13 @@ def _load_county(path: Path) -> tuple[str, str, Area, list[Area], list[FrontEnd]
     for where, entry in _entries(doc, "streets", file):
         street = _digits(entry, "code", 9, where)
         if not street.startswith(code[:6]) or street.endswith("000"):
-            raise where.error(InventoryFault.AREA_MISMATCH, f"街道代码应以本县 {code[:6]} 开头且后 3 位非 0",
-                              "code", street)
+            raise where.error(
+                InventoryFault.AREA_MISMATCH, f"街道代码应以本县 {code[:6]} 开头且后 3 位非 0", "code", street
+            )
         _claim(seen, street, where, "code", "区域代码")
-        areas[street + "000"] = Area(street + "000", _text(entry, "name", where), AreaLevel.STREET, code,
-                                     *_position(entry, where))
+        areas[street + "000"] = Area(
+            street + "000", _text(entry, "name", where), AreaLevel.STREET, code, *_position(entry, where)
+        )
 
     for where, entry in _entries(doc, "village_units", file):
         unit = _digits(entry, "code", 12, where)
@@ -452,8 +281,9 @@ def _csv_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
         else:
             rows.append((number, cells))
     if header is None:
-        raise InventoryError(InventoryFault.MISSING_FIELD, path.name, "缺少表头行",
-                             field_name=TERMINAL_COLUMNS[0])
+        raise InventoryError(
+            InventoryFault.MISSING_FIELD, path.name, "缺少表头行", field_name=TERMINAL_COLUMNS[0]
+        )
     return header, rows
 
 
@@ -464,8 +294,9 @@ def _load_terminals(
     header, rows = _csv_rows(path)
     missing = [c for c in TERMINAL_COLUMNS if c not in header]
     if missing:
-        raise InventoryError(InventoryFault.MISSING_FIELD, file, f"表头缺少列 {', '.join(missing)}",
-                             field_name=missing[0])
+        raise InventoryError(
+            InventoryFault.MISSING_FIELD, file, f"表头缺少列 {', '.join(missing)}", field_name=missing[0]
+        )
     terminals: list[TerminalRef] = []
     seen_codes: dict[str, str] = {}
     seen_addresses: dict[str, str] = {}
@@ -488,8 +319,12 @@ def _load_terminals(
         _claim(seen_codes, str(code), where, "resource_code", "资源编码")
         address = normalise_physical_address(_text(entry, "physical_address", where))
         if not _HEX12.match(address):
-            raise where.error(InventoryFault.BAD_DIGITS, "物理地址应为 12 位十六进制数", "physical_address",
-                              entry["physical_address"])
+            raise where.error(
+                InventoryFault.BAD_DIGITS,
+                "物理地址应为 12 位十六进制数",
+                "physical_address",
+                entry["physical_address"],
+            )
         _claim(seen_addresses, address, where, "physical_address", "物理地址")
         front_end = entry["front_end"]
         if front_end:
@@ -498,17 +333,29 @@ def _load_terminals(
                 detail = "前端不在 county.toml 的 [[front_ends]] 中"
                 raise where.error(InventoryFault.UNKNOWN_FRONT_END, detail, "front_end", front_end)
             if not area_matches(fe.area_code, area_code):
-                raise where.error(InventoryFault.AREA_MISMATCH, f"前端 {fe.name} 不覆盖区域 {area_code}",
-                                  "front_end", front_end)
+                raise where.error(
+                    InventoryFault.AREA_MISMATCH,
+                    f"前端 {fe.name} 不覆盖区域 {area_code}",
+                    "front_end",
+                    front_end,
+                )
         if entry["adapter"] == RELAY_ADAPTER and not (front_end and front_ends[front_end].relay):
             detail = f"adapter 为 {RELAY_ADAPTER} 的终端须属于 county.toml 中 relay = true 的前端"
             raise where.error(InventoryFault.BAD_VALUE, detail, "front_end", front_end)
         latitude, longitude = _position(entry, where)
-        terminals.append(TerminalRef(
-            resource_code=str(code), area_code=area_code, name=_text(entry, "name", where), kind=kind,
-            physical_address=address, adapter=_text(entry, "adapter", where),
-            latitude=latitude, longitude=longitude, front_end=front_end,
-        ))
+        terminals.append(
+            TerminalRef(
+                resource_code=str(code),
+                area_code=area_code,
+                name=_text(entry, "name", where),
+                kind=kind,
+                physical_address=address,
+                adapter=_text(entry, "adapter", where),
+                latitude=latitude,
+                longitude=longitude,
+                front_end=front_end,
+            )
+        )
     terminals.sort(key=lambda t: t.resource_code)
     return terminals
 
@@ -520,7 +367,12 @@ def load_inventory(path: Path) -> Inventory:
     by_code = {a.code: a for a in areas}
     terminals = _load_terminals(directory / TERMINALS_FILE, by_code, {f.resource_code: f for f in front_ends})
     return Inventory(
-        platform_code, county.name, county, (county, *areas), tuple(front_ends), tuple(terminals),
+        platform_code,
+        county.name,
+        county,
+        (county, *areas),
+        tuple(front_ends),
+        tuple(terminals),
         platform_name=platform_name,
     )
 

@@ -2,11 +2,8 @@
 
 Owns: binding a connection to a terminal by the physical address in its first heartbeat, sending
 start/stop/query/set requests and classifying the replies (``SendResult``), answering every terminal
-request with a Reply, turning task-switch, result and broadcast-record (0x16) reports into delivery
-events (records about broadcasts this controller did not send, e.g. local ones, are acknowledged and
-ignored), link state
-(online / fault / offline) and the heartbeat-silence check. Reports that contradict what was sent
-are rejected with result 54 and produce no event.
+request with a Reply, heartbeats and the heartbeat-silence check. Task-switch, result and broadcast-record
+(0x16) reports become events in ``reports.ReportHandling`` (inherited); order → payload is in ``orders``.
 
 Never retries, never sleeps for pacing, never touches the store or the dispatcher; it only reports
 through the ``AdapterSink``. Frames from terminals may use the 11-byte return-channel header
@@ -21,7 +18,6 @@ import contextlib
 import itertools
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from adapters.base import AdapterSink, Capability, FailureKind, SendResult
@@ -34,13 +30,11 @@ from adapters.ip_speaker.codec import (
     encode_frame,
 )
 from adapters.ip_speaker.link import Link, LinkLost
+from adapters.ip_speaker.orders import broadcast_type_for, start_payload
 from adapters.ip_speaker.payloads import (
-    AUX_URL,
     BUSY_RESULTS,
-    AuxItem,
     BroadcastRecords,
     BroadcastResult,
-    BroadcastType,
     FaultFlag,
     FaultReport,
     Heartbeat,
@@ -48,32 +42,30 @@ from adapters.ip_speaker.payloads import (
     PayloadError,
     Query,
     QueryReply,
-    RecordState,
     Reply,
     RequestPayload,
     ResultCode,
     ReturnAddress,
     SetParams,
-    StartBroadcast,
     StopBroadcast,
-    TaskFlag,
     TaskSwitch,
     UnsupportedBusiness,
     WorkState,
 )
+from adapters.ip_speaker.reports import ReportHandling
 from adapters.ip_speaker.terminal_state import TerminalState
 from broadcast.clock import Clock
 from broadcast.codes import ResourceCode
-from broadcast.model import (
-    DeliveryEvent,
-    DeliveryOrder,
-    DeliveryStatus,
-    FailureReason,
-    LinkState,
-    Priority,
-    Severity,
-    TerminalRef,
-)
+from broadcast.model import DeliveryOrder, LinkState, TerminalRef
+
+__all__ = [
+    "DEFAULT_PORT",
+    "LISTEN_BACKLOG",
+    "IpSpeakerAdapter",
+    "IpSpeakerConfigError",
+    "broadcast_type_for",
+    "start_payload",
+]
 
 log = logging.getLogger(__name__)
 
@@ -85,35 +77,7 @@ class IpSpeakerConfigError(ValueError):
     """The adapter's configuration is unusable; the message says what to fix."""
 
 
-def _ts(value: int) -> str:
-    return datetime.fromtimestamp(value, UTC).isoformat()
-
-
-def broadcast_type_for(order: DeliveryOrder) -> BroadcastType:
-    if order.msg_type.is_drill:
-        return BroadcastType.ACTUAL_DRILL
-    if order.priority == Priority.DAILY:
-        return BroadcastType.DAILY
-    return BroadcastType.EMERGENCY
-
-
-def start_payload(order: DeliveryOrder) -> StartBroadcast:
-    level = int(order.severity) if Severity.RED <= order.severity <= Severity.BLUE else 0
-    event = order.event_type if len(order.event_type) == 5 and order.event_type.isascii() else "11111"
-    aux = (AuxItem(AUX_URL, order.audio_url.encode("utf-8")),) if order.audio_url else ()
-    return StartBroadcast(
-        ebm_id=order.ebm_id,
-        broadcast_type=broadcast_type_for(order),
-        level=level,
-        event_type=event,
-        volume=max(0, min(100, order.volume)),
-        start=int(order.start_at.timestamp()),
-        end=int(order.end_at.timestamp()),
-        aux=aux,
-    )
-
-
-class IpSpeakerAdapter:
+class IpSpeakerAdapter(ReportHandling):
     """Adapter for IP loudspeakers; see the module docstring. Config keys: host, port (0 = ephemeral),
     platform_code (required), ack_timeout_s, heartbeat_timeout_s, liveness_check_s, header_variant."""
 
@@ -489,105 +453,3 @@ class IpSpeakerAdapter:
             log.info("ip_speaker: terminal %s restarted without dropping its link", state.code)
         assert self._sink is not None
         self._sink.terminal_heartbeat(state.code, self._clock.now())
-
-    def _on_task_switch(self, link: Link, frame: Frame, state: TerminalState, ts: TaskSwitch) -> None:
-        if not state.was_delivered(ts.ebm_id):
-            self._reject(link, frame, state, "unknown_ebm", f"任务切换上报了未下发的 EBM {ts.ebm_id}")
-            return
-        if ts.flag not in (TaskFlag.START, TaskFlag.END):
-            self._reject(link, frame, state, "flag", f"任务切换标志 {ts.flag} 无效")
-            return
-        self._reply(link, frame, ResultCode.OK)
-        if ts.flag == TaskFlag.START:
-            self._event(
-                state,
-                ts.ebm_id,
-                DeliveryStatus.PLAYING,
-                meta={"task_type": str(ts.task_type), "terminal_time": _ts(ts.time)},
-            )
-
-    def _on_result(self, link: Link, frame: Frame, state: TerminalState, br: BroadcastResult) -> None:
-        if not state.was_delivered(br.ebm_id):
-            self._reject(link, frame, state, "unknown_ebm", f"播发结果上报了未下发的 EBM {br.ebm_id}")
-            return
-        if br.end < br.start:
-            self._reject(link, frame, state, "times", f"EBM {br.ebm_id} 的结束时间早于开始时间")
-            return
-        if br.result not in (0, 1):
-            self._reject(link, frame, state, "result", f"播发结果 {br.result} 无效")
-            return
-        self._reply(link, frame, ResultCode.OK)
-        meta = {
-            "play_count": str(br.play_count),
-            "started_at": _ts(br.start),
-            "ended_at": _ts(br.end),
-            "reported_at": _ts(br.report_time),
-        }
-        if br.result == 1:
-            self._event(state, br.ebm_id, DeliveryStatus.PLAYED, meta=meta)
-        elif br.ebm_id in state.stopped:
-            self._event(state, br.ebm_id, DeliveryStatus.CANCELLED, FailureReason.CANCELLED, br.desc, meta)
-        else:
-            self._event(state, br.ebm_id, DeliveryStatus.FAILED, FailureReason.PLAYBACK_FAILED, br.desc, meta)
-
-    def _on_records(self, link: Link, frame: Frame, state: TerminalState, recs: BroadcastRecords) -> None:
-        """0x16: each record about a broadcast sent to this terminal joins its delivery history (the
-        receipt book ignores what it already knows); other records (local tasks) are not ours."""
-        self._reply(link, frame, ResultCode.OK)
-        self._counts["records_in"] += 1
-        for rec in recs.records:
-            if not state.was_delivered(rec.ebm_id) or rec.end < rec.start:
-                continue
-            meta = {
-                "source": "records",
-                "channel": str(rec.channel),
-                "started_at": _ts(rec.start),
-                "ended_at": _ts(rec.end),
-            }
-            if rec.state == RecordState.BROADCASTING:
-                self._event(state, rec.ebm_id, DeliveryStatus.PLAYING, meta=meta)
-            elif rec.state == RecordState.SUCCESS:
-                self._event(state, rec.ebm_id, DeliveryStatus.PLAYED, meta=meta)
-            elif rec.state == RecordState.CANCELLED or (
-                rec.state == RecordState.FAILED and rec.ebm_id in state.stopped
-            ):
-                self._event(state, rec.ebm_id, DeliveryStatus.CANCELLED, FailureReason.CANCELLED, meta=meta)
-            elif rec.state == RecordState.FAILED:
-                self._event(
-                    state, rec.ebm_id, DeliveryStatus.FAILED, FailureReason.PLAYBACK_FAILED, "播发记录：失败", meta
-                )
-
-    def _reject(self, link: Link, frame: Frame, state: TerminalState, kind: str, detail: str) -> None:
-        """A report that contradicts what the controller knows: answer 54, no event, log once."""
-        self._counts["rejected_reports"] += 1
-        self._reply(link, frame, ResultCode.PARAM_ILLEGAL, detail)
-        if kind not in state.lies_logged:
-            state.lies_logged.add(kind)
-            log.warning("ip_speaker: rejected a report from terminal %s: %s", state.code, detail)
-
-    # -- reporting -----------------------------------------------------------------------------
-
-    def _event(
-        self,
-        state: TerminalState,
-        ebm_id: str,
-        status: DeliveryStatus,
-        reason: FailureReason | None = None,
-        detail: str = "",
-        meta: dict[str, str] | None = None,
-    ) -> None:
-        assert self._sink is not None
-        self._sink.delivery_event(
-            DeliveryEvent(ebm_id, state.code, status, self._clock.now(), reason, detail, meta or {})
-        )
-
-    def _set_link_state(self, state: TerminalState, new: LinkState, detail: str) -> None:
-        if state.link_state is new:
-            return
-        old, state.link_state = state.link_state, new
-        first = not state.seen_online and new is LinkState.ONLINE
-        state.seen_online = state.seen_online or new is not LinkState.OFFLINE
-        level = logging.DEBUG if first else logging.INFO  # the first registration is not news
-        log.log(level, "ip_speaker: terminal %s %s → %s (%s)", state.code, old, new, detail)
-        if self._sink is not None:
-            self._sink.terminal_link(state.code, new, self._clock.now(), detail)

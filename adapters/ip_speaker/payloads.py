@@ -1,5 +1,7 @@
 """Business payloads of the IP loudspeaker protocol (eb-protocols §4.1): frozen dataclasses with
-``encode()`` / ``decode()``, plus the protocol's enums (business types, result codes, states).
+``encode()`` / ``decode()``, and ``decode_business``. The enums and field primitives live in
+``payload_fields``, query/set payloads in ``params``; both are re-exported here so callers import from
+one place.
 
 Pure: bytes in, values out. Never does I/O, never reads the clock, never imports the core.
 
@@ -9,10 +11,6 @@ Choices where the field notes leave room (documented here once):
   BroadcastResult descriptions carry a u8 length (at most 255 bytes, matching the "desc 255 B" note).
 - Heartbeat physical address: length u8 + bytes; the product uses the ASCII bytes of
   ``TerminalRef.physical_address``.
-- Return address (query/set tag 0x03): type u8; type 1 = IPv4 4 B + port u16; type 2 = domain length u8
-  + ASCII domain + port u16; type 3 = number length u8 + ASCII SMS number.
-- Set resource code (tag 0x04): either the 12 B BCD code, or (Lootom) physical-address length u8 +
-  address + the 12 B BCD code, so only the device with that address takes it.
 - Broadcast records (0x16): front-end code 12 B BCD; count u8; each record: channel u16, state u8
   (BrdStateCode), EBM id 18 B BCD, task type u8, broadcast type u8, level u8, event type 5 ASCII, start
   u32, end u32, volume u8, coverage count u8 + 12 B BCD resource codes.
@@ -23,7 +21,6 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from enum import IntEnum
 from typing import ClassVar, Self
 
 from adapters.ip_speaker.bcd import (
@@ -31,210 +28,66 @@ from adapters.ip_speaker.bcd import (
     EBM_ID_DIGITS,
     RESOURCE_CODE_BYTES,
     RESOURCE_CODE_DIGITS,
-    decode_bcd,
     encode_bcd,
 )
+from adapters.ip_speaker.params import Query, QueryReply, ReturnAddress, SetParams
+from adapters.ip_speaker.payload_fields import (
+    AUX_URL,
+    BUSY_RESULTS,
+    AddressType,
+    BroadcastType,
+    BusinessType,
+    FaultFlag,
+    PayloadError,
+    QueryTag,
+    Reader,
+    RecordState,
+    ResultCode,
+    SetTag,
+    TaskFlag,
+    TaskType,
+    WorkState,
+    long_text,
+    pack_ebm,
+    pack_u8,
+    short_text,
+)
 
-
-class BusinessType(IntEnum):
-    START_BROADCAST = 0x01
-    STOP_BROADCAST = 0x02
-    HEARTBEAT = 0x10
-    QUERY = 0x11
-    SET_PARAMS = 0x12
-    FAULT_REPORT = 0x13
-    TASK_SWITCH = 0x14
-    BROADCAST_RESULT = 0x15
-    BROADCAST_RECORDS = 0x16
-
-
-class ResultCode(IntEnum):
-    """Result of a request, carried in every Reply (legacy header table)."""
-
-    OK = 0
-    UNKNOWN_PROTOCOL = 10
-    TIMEOUT = 11
-    VERSION_MISMATCH = 12
-    PARSE_ERROR = 13
-    MISSING_PARAMETER = 14
-    CRC_ERROR = 15
-    UNKNOWN_SYSTEM_TYPE = 30
-    BUSY = 31
-    NO_STORAGE = 32
-    FILE_READ_FAILED = 33
-    FILE_WRITE_FAILED = 34
-    UKEY_MISSING = 35
-    UKEY_ILLEGAL = 36
-    BAD_CREDENTIALS = 51
-    CERT_ILLEGAL = 52
-    PARAM_ILLEGAL = 54
-    UNSUPPORTED = 55
-    RESOURCE_CODE_INVALID = 59
-    TERMINAL_ERROR = 60
-    UNKNOWN_TERMINAL_TYPE = 70
-    TERMINAL_INVALID = 71
-    TERMINAL_OFFLINE = 72
-    TERMINAL_BUSY = 73
-
-
-BUSY_RESULTS = frozenset({ResultCode.BUSY, ResultCode.TERMINAL_BUSY})
-
-
-class BroadcastType(IntEnum):
-    SYSTEM_DRILL = 1
-    SIMULATED_DRILL = 2
-    ACTUAL_DRILL = 3
-    EMERGENCY = 4
-    DAILY = 5
-
-
-class WorkState(IntEnum):
-    IDLE = 1
-    BROADCASTING = 2
-    FAULT = 3
-    OFFLINE = 4  # xyd-derived: a front-end reports a terminal behind it that dropped its link
-
-
-class RecordState(IntEnum):
-    """BrdStateCode of a 0x16 broadcast record (eb-protocols §3)."""
-
-    NOT_PROCESSED = 0
-    WAITING = 1
-    BROADCASTING = 2
-    SUCCESS = 3
-    FAILED = 4
-    CANCELLED = 5
-
-
-class FaultFlag(IntEnum):
-    FAULT = 1
-    RECOVERED = 2
-
-
-class TaskFlag(IntEnum):
-    START = 1
-    END = 2
-
-
-class TaskType(IntEnum):
-    EMERGENCY_SOURCE = 1
-    DAILY_SOURCE = 2
-    PHONE = 3
-    SMS = 4
-    MIXER = 5
-    USB = 6
-    OTHER_WIRELESS = 7
-
-
-class QueryTag(IntEnum):
-    VOLUME = 0x01
-    NETWORK = 0x02
-    RETURN_ADDRESS = 0x03
-    RESOURCE_CODE = 0x04
-    PHYSICAL_ADDRESS = 0x05
-    WORK_STATE = 0x06
-    FAULT_CODE = 0x07
-    DEVICE_TYPE = 0x08
-    HW_VERSION = 0x09
-    SW_VERSION = 0x0A
-
-
-class SetTag(IntEnum):
-    VOLUME = 0x01
-    NETWORK = 0x02
-    RETURN_ADDRESS = 0x03
-    RESOURCE_CODE = 0x04
-
-
-class AddressType(IntEnum):
-    IPV4 = 1
-    DOMAIN = 2
-    SMS = 3
-
-
-AUX_URL = 0x3D  # aux item carrying a URL (http://, rtp://, fm://<freq>, ...)
-
-
-class PayloadError(ValueError):
-    """Business data that does not decode; ``truncated`` when it ended early."""
-
-    def __init__(self, message: str, *, truncated: bool = False) -> None:
-        super().__init__(message)
-        self.truncated = truncated
-
-
-class _Reader:
-    __slots__ = ("_data", "_name", "_pos")
-
-    def __init__(self, data: bytes, name: str) -> None:
-        self._data = data
-        self._pos = 0
-        self._name = name
-
-    def take(self, n: int) -> bytes:
-        end = self._pos + n
-        if end > len(self._data):
-            raise PayloadError(
-                f"{self._name}: needs {end} bytes, business data has {len(self._data)}", truncated=True
-            )
-        chunk = self._data[self._pos : end]
-        self._pos = end
-        return chunk
-
-    def u8(self) -> int:
-        return self.take(1)[0]
-
-    def u16(self) -> int:
-        value: int = struct.unpack(">H", self.take(2))[0]
-        return value
-
-    def u32(self) -> int:
-        value: int = struct.unpack(">I", self.take(4))[0]
-        return value
-
-    def bcd(self, size: int, digits: int) -> str:
-        try:
-            return decode_bcd(self.take(size), digits)
-        except PayloadError:
-            raise
-        except ValueError as exc:
-            raise PayloadError(f"{self._name}: {exc}") from exc
-
-    def text(self, n: int) -> str:
-        try:
-            return self.take(n).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise PayloadError(f"{self._name}: text is not UTF-8") from exc
-
-    def end(self) -> None:
-        if self._pos != len(self._data):
-            raise PayloadError(f"{self._name}: {len(self._data) - self._pos} unexpected trailing bytes")
-
-
-def _u8(value: int, name: str) -> bytes:
-    if not 0 <= value <= 0xFF:
-        raise ValueError(f"{name} must fit in one byte, got {value}")
-    return bytes((value,))
-
-
-def _short_text(text: str, name: str) -> bytes:
-    raw = text.encode("utf-8")
-    if len(raw) > 0xFF:
-        raise ValueError(f"{name} is {len(raw)} UTF-8 bytes; at most 255 fit")
-    return bytes((len(raw),)) + raw
-
-
-def _long_text(text: str, name: str) -> bytes:
-    raw = text.encode("utf-8")
-    if len(raw) > 0xFFFF:
-        raise ValueError(f"{name} is too long ({len(raw)} bytes)")
-    return struct.pack(">H", len(raw)) + raw
-
-
-def _ebm(ebm_id: str) -> bytes:
-    if len(ebm_id) != EBM_ID_DIGITS:
-        raise ValueError(f"EBM id must be {EBM_ID_DIGITS} digits, got {ebm_id!r}")
-    return encode_bcd(ebm_id, EBM_ID_BYTES)
+__all__ = [
+    "AUX_URL",
+    "BUSY_RESULTS",
+    "REQUEST_TYPES",
+    "AddressType",
+    "AuxItem",
+    "BroadcastRecord",
+    "BroadcastRecords",
+    "BroadcastResult",
+    "BroadcastType",
+    "BusinessType",
+    "FaultFlag",
+    "FaultReport",
+    "Heartbeat",
+    "Payload",
+    "PayloadError",
+    "Query",
+    "QueryReply",
+    "QueryTag",
+    "RecordState",
+    "Reply",
+    "RequestPayload",
+    "ResultCode",
+    "ReturnAddress",
+    "SetParams",
+    "SetTag",
+    "StartBroadcast",
+    "StopBroadcast",
+    "TaskFlag",
+    "TaskSwitch",
+    "TaskType",
+    "UnsupportedBusiness",
+    "WorkState",
+    "decode_business",
+]
 
 
 @dataclass(frozen=True)
@@ -271,11 +124,11 @@ class StartBroadcast:
         if len(self.aux) > 0xFF:
             raise ValueError("too many aux items")
         parts = [
-            _ebm(self.ebm_id),
-            _u8(self.broadcast_type, "broadcast type"),
-            _u8(self.level, "level"),
+            pack_ebm(self.ebm_id),
+            pack_u8(self.broadcast_type, "broadcast type"),
+            pack_u8(self.level, "level"),
             event,
-            _u8(self.volume, "volume"),
+            pack_u8(self.volume, "volume"),
             struct.pack(">IIB", self.start, self.end, len(self.aux)),
         ]
         for item in self.aux:
@@ -284,7 +137,7 @@ class StartBroadcast:
 
     @classmethod
     def decode(cls, data: bytes) -> Self:
-        r = _Reader(data, "start broadcast")
+        r = Reader(data, "start broadcast")
         ebm_id = r.bcd(EBM_ID_BYTES, EBM_ID_DIGITS)
         btype, level = r.u8(), r.u8()
         try:
@@ -307,11 +160,11 @@ class StopBroadcast:
     ebm_id: str
 
     def encode(self) -> bytes:
-        return _ebm(self.ebm_id)
+        return pack_ebm(self.ebm_id)
 
     @classmethod
     def decode(cls, data: bytes) -> Self:
-        r = _Reader(data, "stop broadcast")
+        r = Reader(data, "stop broadcast")
         ebm_id = r.bcd(EBM_ID_BYTES, EBM_ID_DIGITS)
         r.end()
         return cls(ebm_id)
@@ -329,11 +182,11 @@ class Reply:
         return self.result == ResultCode.OK
 
     def encode(self) -> bytes:
-        return _u8(self.result, "result") + _long_text(self.desc, "reply description")
+        return pack_u8(self.result, "result") + long_text(self.desc, "reply description")
 
     @classmethod
     def decode(cls, data: bytes) -> Self:
-        r = _Reader(data, "reply")
+        r = Reader(data, "reply")
         result = r.u8()
         desc = r.text(r.u16())
         r.end()
@@ -352,128 +205,20 @@ class Heartbeat:
         if len(self.physical_address) > 0xFF:
             raise ValueError("physical address longer than 255 bytes")
         return (
-            _u8(self.work_state, "work state")
+            pack_u8(self.work_state, "work state")
             + bytes((1 if self.first_registration else 2, len(self.physical_address)))
             + self.physical_address
         )
 
     @classmethod
     def decode(cls, data: bytes) -> Self:
-        r = _Reader(data, "heartbeat")
+        r = Reader(data, "heartbeat")
         state, first = r.u8(), r.u8()
         if first not in (1, 2):
             raise PayloadError(f"heartbeat: first-registration flag must be 1 or 2, got {first}")
         addr = r.take(r.u8())
         r.end()
         return cls(state, first == 1, addr)
-
-
-@dataclass(frozen=True)
-class Query:
-    BUSINESS_TYPE: ClassVar[BusinessType] = BusinessType.QUERY
-
-    tags: tuple[int, ...]
-
-    def encode(self) -> bytes:
-        if len(self.tags) > 0xFF:
-            raise ValueError("too many query tags")
-        return bytes((len(self.tags), *self.tags))
-
-    @classmethod
-    def decode(cls, data: bytes) -> Self:
-        r = _Reader(data, "query")
-        tags = tuple(r.take(r.u8()))
-        r.end()
-        return cls(tags)
-
-
-@dataclass(frozen=True)
-class QueryReply:
-    """Reply to 0x11: result, desc, then count u8 of (tag u8, len u8, value)."""
-
-    result: int
-    desc: str
-    items: tuple[tuple[int, bytes], ...]
-
-    def value(self, tag: int) -> bytes | None:
-        for t, v in self.items:
-            if t == tag:
-                return v
-        return None
-
-    @property
-    def volume(self) -> int | None:
-        v = self.value(QueryTag.VOLUME)
-        return v[0] if v else None
-
-    @property
-    def resource_code(self) -> str | None:
-        v = self.value(QueryTag.RESOURCE_CODE)
-        return decode_bcd(v, RESOURCE_CODE_DIGITS) if v else None
-
-    @property
-    def physical_address(self) -> bytes | None:
-        return self.value(QueryTag.PHYSICAL_ADDRESS)
-
-    @property
-    def return_address(self) -> ReturnAddress | None:
-        v = self.value(QueryTag.RETURN_ADDRESS)
-        return ReturnAddress.decode(v) if v else None
-
-    @property
-    def work_state(self) -> int | None:
-        v = self.value(QueryTag.WORK_STATE)
-        return v[0] if v else None
-
-    @property
-    def sw_version(self) -> str | None:
-        v = self.value(QueryTag.SW_VERSION)
-        return v.decode("utf-8", errors="replace") if v is not None else None
-
-    @classmethod
-    def build(
-        cls,
-        *,
-        volume: int,
-        resource_code: str,
-        physical_address: bytes,
-        work_state: int,
-        sw_version: str,
-        only: tuple[int, ...] = (),
-        return_address: ReturnAddress | None = None,
-    ) -> Self:
-        """A successful reply carrying the standard tags (all, or those listed in ``only``)."""
-        everything: dict[int, bytes] = {
-            QueryTag.VOLUME: bytes((volume,)),
-            **({QueryTag.RETURN_ADDRESS: return_address.encode()} if return_address else {}),
-            QueryTag.RESOURCE_CODE: encode_bcd(resource_code, RESOURCE_CODE_BYTES),
-            QueryTag.PHYSICAL_ADDRESS: physical_address,
-            QueryTag.WORK_STATE: bytes((work_state,)),
-            QueryTag.SW_VERSION: sw_version.encode("utf-8"),
-        }
-        wanted = only or tuple(everything)
-        return cls(ResultCode.OK, "", tuple((t, everything[t]) for t in wanted if t in everything))
-
-    def encode(self) -> bytes:
-        parts = [_u8(self.result, "result"), _long_text(self.desc, "query reply description")]
-        parts.append(_u8(len(self.items), "query item count"))
-        for tag, value in self.items:
-            if len(value) > 0xFF:
-                raise ValueError(f"query tag {tag:#04x} value longer than 255 bytes")
-            parts.append(bytes((tag, len(value))) + value)
-        return b"".join(parts)
-
-    @classmethod
-    def decode(cls, data: bytes) -> Self:
-        r = _Reader(data, "query reply")
-        result = r.u8()
-        desc = r.text(r.u16())
-        items = []
-        for _ in range(r.u8()):
-            tag, n = r.u8(), r.u8()
-            items.append((tag, r.take(n)))
-        r.end()
-        return cls(result, desc, tuple(items))
 
 
 @dataclass(frozen=True)
@@ -487,15 +232,15 @@ class FaultReport:
 
     def encode(self) -> bytes:
         return (
-            _u8(self.flag, "fault flag")
-            + _u8(self.fault_type, "fault type")
-            + _short_text(self.desc, "fault description")
+            pack_u8(self.flag, "fault flag")
+            + pack_u8(self.fault_type, "fault type")
+            + short_text(self.desc, "fault description")
             + struct.pack(">I", self.time)
         )
 
     @classmethod
     def decode(cls, data: bytes) -> Self:
-        r = _Reader(data, "fault report")
+        r = Reader(data, "fault report")
         flag, ftype = r.u8(), r.u8()
         desc = r.text(r.u8())
         time = r.u32()
@@ -514,15 +259,15 @@ class TaskSwitch:
 
     def encode(self) -> bytes:
         return (
-            _u8(self.flag, "task flag")
-            + _u8(self.task_type, "task type")
-            + _ebm(self.ebm_id)
+            pack_u8(self.flag, "task flag")
+            + pack_u8(self.task_type, "task type")
+            + pack_ebm(self.ebm_id)
             + struct.pack(">I", self.time)
         )
 
     @classmethod
     def decode(cls, data: bytes) -> Self:
-        r = _Reader(data, "task switch")
+        r = Reader(data, "task switch")
         flag, ttype = r.u8(), r.u8()
         ebm_id = r.bcd(EBM_ID_BYTES, EBM_ID_DIGITS)
         time = r.u32()
@@ -544,145 +289,23 @@ class BroadcastResult:
 
     def encode(self) -> bytes:
         return (
-            _ebm(self.ebm_id)
-            + _u8(self.result, "broadcast result")
-            + _short_text(self.desc, "broadcast result description")
+            pack_ebm(self.ebm_id)
+            + pack_u8(self.result, "broadcast result")
+            + short_text(self.desc, "broadcast result description")
             + struct.pack(">II", self.start, self.end)
-            + _u8(self.play_count, "play count")
+            + pack_u8(self.play_count, "play count")
             + struct.pack(">I", self.report_time)
         )
 
     @classmethod
     def decode(cls, data: bytes) -> Self:
-        r = _Reader(data, "broadcast result")
+        r = Reader(data, "broadcast result")
         ebm_id = r.bcd(EBM_ID_BYTES, EBM_ID_DIGITS)
         result = r.u8()
         desc = r.text(r.u8())
         start, end, count, report = r.u32(), r.u32(), r.u8(), r.u32()
         r.end()
         return cls(ebm_id, result, desc, start, end, count, report)
-
-
-@dataclass(frozen=True)
-class ReturnAddress:
-    """Where a terminal reports to (tag 0x03): IPv4 + port, domain + port, or an SMS number."""
-
-    kind: int  # AddressType
-    host: str
-    port: int = 0
-
-    def encode(self) -> bytes:
-        if self.kind == AddressType.IPV4:
-            parts = self.host.split(".")
-            if len(parts) != 4 or not all(p.isdigit() and int(p) < 256 for p in parts):
-                raise ValueError(f"return address {self.host!r} is not an IPv4 address")
-            return bytes((self.kind, *(int(p) for p in parts))) + struct.pack(">H", self.port)
-        raw = self.host.encode("ascii")
-        if len(raw) > 0xFF:
-            raise ValueError("return address longer than 255 bytes")
-        tail = struct.pack(">H", self.port) if self.kind == AddressType.DOMAIN else b""
-        if self.kind not in (AddressType.DOMAIN, AddressType.SMS):
-            raise ValueError(f"return address type {self.kind} is not 1, 2 or 3")
-        return bytes((self.kind, len(raw))) + raw + tail
-
-    @classmethod
-    def decode(cls, data: bytes) -> Self:
-        r = _Reader(data, "return address")
-        kind = r.u8()
-        if kind == AddressType.IPV4:
-            host = ".".join(str(b) for b in r.take(4))
-            port = r.u16()
-        elif kind in (AddressType.DOMAIN, AddressType.SMS):
-            try:
-                host = r.take(r.u8()).decode("ascii")
-            except UnicodeDecodeError as exc:
-                raise PayloadError("return address: not ASCII") from exc
-            port = r.u16() if kind == AddressType.DOMAIN else 0
-        else:
-            raise PayloadError(f"return address: unknown type {kind}")
-        r.end()
-        return cls(kind, host, port)
-
-
-@dataclass(frozen=True)
-class SetParams:
-    """0x12: count u8 + (tag u8, len u8, value); see the module docstring for tag 0x04."""
-
-    BUSINESS_TYPE: ClassVar[BusinessType] = BusinessType.SET_PARAMS
-
-    items: tuple[tuple[int, bytes], ...]
-
-    @classmethod
-    def build(
-        cls,
-        *,
-        volume: int | None = None,
-        return_address: ReturnAddress | None = None,
-        resource_code: str | None = None,
-        physical_address: bytes | None = None,
-    ) -> Self:
-        """Items for the given parameters; ``physical_address`` guards a resource-code change."""
-        items: list[tuple[int, bytes]] = []
-        if volume is not None:
-            items.append((SetTag.VOLUME, _u8(volume, "volume")))
-        if return_address is not None:
-            items.append((SetTag.RETURN_ADDRESS, return_address.encode()))
-        if resource_code is not None:
-            code = encode_bcd(resource_code, RESOURCE_CODE_BYTES)
-            if physical_address is not None:
-                code = _u8(len(physical_address), "physical address length") + physical_address + code
-            items.append((SetTag.RESOURCE_CODE, code))
-        if not items:
-            raise ValueError("set params: nothing to set")
-        return cls(tuple(items))
-
-    def value(self, tag: int) -> bytes | None:
-        for t, v in self.items:
-            if t == tag:
-                return v
-        return None
-
-    @property
-    def volume(self) -> int | None:
-        v = self.value(SetTag.VOLUME)
-        return v[0] if v else None
-
-    @property
-    def return_address(self) -> ReturnAddress | None:
-        v = self.value(SetTag.RETURN_ADDRESS)
-        return ReturnAddress.decode(v) if v else None
-
-    @property
-    def resource_code(self) -> tuple[str, bytes | None] | None:
-        """(new code, the physical address it is meant for or None)."""
-        v = self.value(SetTag.RESOURCE_CODE)
-        if not v:
-            return None
-        if len(v) == RESOURCE_CODE_BYTES:
-            return decode_bcd(v, RESOURCE_CODE_DIGITS), None
-        r = _Reader(v, "set resource code")
-        addr = r.take(r.u8())
-        code = r.bcd(RESOURCE_CODE_BYTES, RESOURCE_CODE_DIGITS)
-        r.end()
-        return code, addr
-
-    def encode(self) -> bytes:
-        parts = [_u8(len(self.items), "set item count")]
-        for tag, value in self.items:
-            if len(value) > 0xFF:
-                raise ValueError(f"set tag {tag:#04x} value longer than 255 bytes")
-            parts.append(bytes((tag, len(value))) + value)
-        return b"".join(parts)
-
-    @classmethod
-    def decode(cls, data: bytes) -> Self:
-        r = _Reader(data, "set params")
-        items = []
-        for _ in range(r.u8()):
-            tag, n = r.u8(), r.u8()
-            items.append((tag, r.take(n)))
-        r.end()
-        return cls(tuple(items))
 
 
 @dataclass(frozen=True)
@@ -708,21 +331,21 @@ class BroadcastRecord:
         return b"".join(
             (
                 struct.pack(">H", self.channel),
-                _u8(self.state, "record state"),
-                _ebm(self.ebm_id),
-                _u8(self.task_type, "task type"),
-                _u8(self.broadcast_type, "broadcast type"),
-                _u8(self.level, "level"),
+                pack_u8(self.state, "record state"),
+                pack_ebm(self.ebm_id),
+                pack_u8(self.task_type, "task type"),
+                pack_u8(self.broadcast_type, "broadcast type"),
+                pack_u8(self.level, "level"),
                 event,
                 struct.pack(">II", self.start, self.end),
-                _u8(self.volume, "volume"),
-                _u8(len(self.coverage), "coverage count"),
+                pack_u8(self.volume, "volume"),
+                pack_u8(len(self.coverage), "coverage count"),
                 *(encode_bcd(c, RESOURCE_CODE_BYTES) for c in self.coverage),
             )
         )
 
     @classmethod
-    def read(cls, r: _Reader) -> Self:
+    def read(cls, r: Reader) -> Self:
         channel, state = r.u16(), r.u8()
         ebm_id = r.bcd(EBM_ID_BYTES, EBM_ID_DIGITS)
         task, btype, level = r.u8(), r.u8(), r.u8()
@@ -747,13 +370,13 @@ class BroadcastRecords:
             raise ValueError("at most 255 broadcast records per report")
         return (
             encode_bcd(self.front_end, RESOURCE_CODE_BYTES)
-            + _u8(len(self.records), "record count")
+            + pack_u8(len(self.records), "record count")
             + b"".join(rec.encode() for rec in self.records)
         )
 
     @classmethod
     def decode(cls, data: bytes) -> Self:
-        r = _Reader(data, "broadcast records")
+        r = Reader(data, "broadcast records")
         code = r.bcd(RESOURCE_CODE_BYTES, RESOURCE_CODE_DIGITS)
         records = tuple(BroadcastRecord.read(r) for _ in range(r.u8()))
         r.end()

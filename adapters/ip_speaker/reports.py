@@ -1,0 +1,153 @@
+"""Terminal reports of the IP loudspeaker protocol turned into what the controller hears: task-switch,
+broadcast-result and broadcast-record (0x16) reports become delivery events, link-state changes go to
+the sink, and reports that contradict what was sent are rejected with result 54 and produce no event.
+
+Owns: ``ReportHandling``, the report half of ``IpSpeakerAdapter`` (a mixin it inherits).
+Never: opens or closes connections, binds terminals, sends requests, retries, or touches the store or
+the dispatcher; it only answers the report and tells the ``AdapterSink``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from adapters.base import AdapterSink
+from adapters.ip_speaker.codec import Frame
+from adapters.ip_speaker.link import Link
+from adapters.ip_speaker.payloads import (
+    BroadcastRecords,
+    BroadcastResult,
+    RecordState,
+    ResultCode,
+    TaskFlag,
+    TaskSwitch,
+)
+from adapters.ip_speaker.terminal_state import TerminalState
+from broadcast.clock import Clock
+from broadcast.model import DeliveryEvent, DeliveryStatus, FailureReason, LinkState
+
+# The adapter's logger name, so operators (and bench/health.py) silence one logger for the whole adapter.
+log = logging.getLogger("adapters.ip_speaker.adapter")
+
+
+def _ts(value: int) -> str:
+    return datetime.fromtimestamp(value, UTC).isoformat()
+
+
+class ReportHandling:
+    """Report handling shared by ``IpSpeakerAdapter``; the adapter provides the attributes and ``_reply``."""
+
+    _counts: dict[str, int]
+    _sink: AdapterSink | None
+    _clock: Clock
+
+    def _reply(self, link: Link, frame: Frame, result: int, desc: str = "") -> None:
+        raise NotImplementedError
+
+    def _on_task_switch(self, link: Link, frame: Frame, state: TerminalState, ts: TaskSwitch) -> None:
+        if not state.was_delivered(ts.ebm_id):
+            self._reject(link, frame, state, "unknown_ebm", f"任务切换上报了未下发的 EBM {ts.ebm_id}")
+            return
+        if ts.flag not in (TaskFlag.START, TaskFlag.END):
+            self._reject(link, frame, state, "flag", f"任务切换标志 {ts.flag} 无效")
+            return
+        self._reply(link, frame, ResultCode.OK)
+        if ts.flag == TaskFlag.START:
+            self._event(
+                state,
+                ts.ebm_id,
+                DeliveryStatus.PLAYING,
+                meta={"task_type": str(ts.task_type), "terminal_time": _ts(ts.time)},
+            )
+
+    def _on_result(self, link: Link, frame: Frame, state: TerminalState, br: BroadcastResult) -> None:
+        if not state.was_delivered(br.ebm_id):
+            self._reject(link, frame, state, "unknown_ebm", f"播发结果上报了未下发的 EBM {br.ebm_id}")
+            return
+        if br.end < br.start:
+            self._reject(link, frame, state, "times", f"EBM {br.ebm_id} 的结束时间早于开始时间")
+            return
+        if br.result not in (0, 1):
+            self._reject(link, frame, state, "result", f"播发结果 {br.result} 无效")
+            return
+        self._reply(link, frame, ResultCode.OK)
+        meta = {
+            "play_count": str(br.play_count),
+            "started_at": _ts(br.start),
+            "ended_at": _ts(br.end),
+            "reported_at": _ts(br.report_time),
+        }
+        if br.result == 1:
+            self._event(state, br.ebm_id, DeliveryStatus.PLAYED, meta=meta)
+        elif br.ebm_id in state.stopped:
+            self._event(state, br.ebm_id, DeliveryStatus.CANCELLED, FailureReason.CANCELLED, br.desc, meta)
+        else:
+            self._event(state, br.ebm_id, DeliveryStatus.FAILED, FailureReason.PLAYBACK_FAILED, br.desc, meta)
+
+    def _on_records(self, link: Link, frame: Frame, state: TerminalState, recs: BroadcastRecords) -> None:
+        """0x16: each record about a broadcast sent to this terminal joins its delivery history (the
+        receipt book ignores what it already knows); other records (local tasks) are not ours."""
+        self._reply(link, frame, ResultCode.OK)
+        self._counts["records_in"] += 1
+        for rec in recs.records:
+            if not state.was_delivered(rec.ebm_id) or rec.end < rec.start:
+                continue
+            meta = {
+                "source": "records",
+                "channel": str(rec.channel),
+                "started_at": _ts(rec.start),
+                "ended_at": _ts(rec.end),
+            }
+            if rec.state == RecordState.BROADCASTING:
+                self._event(state, rec.ebm_id, DeliveryStatus.PLAYING, meta=meta)
+            elif rec.state == RecordState.SUCCESS:
+                self._event(state, rec.ebm_id, DeliveryStatus.PLAYED, meta=meta)
+            elif rec.state == RecordState.CANCELLED or (
+                rec.state == RecordState.FAILED and rec.ebm_id in state.stopped
+            ):
+                self._event(state, rec.ebm_id, DeliveryStatus.CANCELLED, FailureReason.CANCELLED, meta=meta)
+            elif rec.state == RecordState.FAILED:
+                self._event(
+                    state,
+                    rec.ebm_id,
+                    DeliveryStatus.FAILED,
+                    FailureReason.PLAYBACK_FAILED,
+                    "播发记录：失败",
+                    meta,
+                )
+
+    def _reject(self, link: Link, frame: Frame, state: TerminalState, kind: str, detail: str) -> None:
+        """A report that contradicts what the controller knows: answer 54, no event, log once."""
+        self._counts["rejected_reports"] += 1
+        self._reply(link, frame, ResultCode.PARAM_ILLEGAL, detail)
+        if kind not in state.lies_logged:
+            state.lies_logged.add(kind)
+            log.warning("ip_speaker: rejected a report from terminal %s: %s", state.code, detail)
+
+    # -- reporting -----------------------------------------------------------------------------
+
+    def _event(
+        self,
+        state: TerminalState,
+        ebm_id: str,
+        status: DeliveryStatus,
+        reason: FailureReason | None = None,
+        detail: str = "",
+        meta: dict[str, str] | None = None,
+    ) -> None:
+        assert self._sink is not None
+        self._sink.delivery_event(
+            DeliveryEvent(ebm_id, state.code, status, self._clock.now(), reason, detail, meta or {})
+        )
+
+    def _set_link_state(self, state: TerminalState, new: LinkState, detail: str) -> None:
+        if state.link_state is new:
+            return
+        old, state.link_state = state.link_state, new
+        first = not state.seen_online and new is LinkState.ONLINE
+        state.seen_online = state.seen_online or new is not LinkState.OFFLINE
+        level = logging.DEBUG if first else logging.INFO  # the first registration is not news
+        log.log(level, "ip_speaker: terminal %s %s → %s (%s)", state.code, old, new, detail)
+        if self._sink is not None:
+            self._sink.terminal_link(state.code, new, self._clock.now(), detail)
