@@ -7,6 +7,9 @@ with the stored answer → act (EBM: submit / cancel; EBMStateRequest, OMDReques
 the outbox) → answer synchronously with a signed EBDResponse (ResultCode 0–5). Business answers go out
 asynchronously through the outbox to the sender's SRC/URL or the configured peer URL.
 
+The core boundary (`CountyFacade`, `UpperRefusal`, `UpperPeer`) and the upward packet maker (`Outgoing`,
+`PacketMaker`, `UpwardQueue`) live in `broadcast.interconnect.upper_boundary` and are re-exported here.
+
 Owns the `interconnect_inbox` table (accepted packets, the upper ↔ county EBM id map, stored answers).
 Must never talk HTTP itself (app.py does), edit the core's state except through the facade, or accept an
 EBM whose signature did not verify.
@@ -16,10 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Protocol
 
 from sqlalchemy import Column, Integer, LargeBinary, String, Table, Text, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -27,9 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcast.clock import Clock
 from broadcast.interconnect.convert import (
-    BroadcastSnapshot,
     ConvertError,
-    TerminalStatus,
     brd_item,
     brd_log_window,
     ebm_to_draft,
@@ -51,151 +50,19 @@ from broadcast.interconnect.ebd import (
     OMDType,
     ResultCode,
 )
-from broadcast.interconnect.ids import EbdIdAllocator, parse_ebd_id
-from broadcast.interconnect.outbox import Outbox, PayloadKind
-from broadcast.interconnect.package import pack_ebdt, unpack_ebdt
-from broadcast.interconnect.signing import Signer, Verifier, signature_result_code
-from broadcast.interconnect.xml_build import build_ebd
-from broadcast.model import MessageDraft, MsgType
+from broadcast.interconnect.ids import parse_ebd_id
+from broadcast.interconnect.package import unpack_ebdt
+from broadcast.interconnect.signing import Verifier, signature_result_code
+from broadcast.interconnect.upper_boundary import CountyFacade as CountyFacade
+from broadcast.interconnect.upper_boundary import Outgoing as Outgoing
+from broadcast.interconnect.upper_boundary import PacketMaker as PacketMaker
+from broadcast.interconnect.upper_boundary import UpperPeer as UpperPeer
+from broadcast.interconnect.upper_boundary import UpperRefusal as UpperRefusal
+from broadcast.interconnect.upper_boundary import UpwardQueue as UpwardQueue
+from broadcast.model import MsgType
 from broadcast.store.tables import UtcDateTime, metadata
-from terminals.inventory import Inventory
 
 log = logging.getLogger(__name__)
-
-
-# ---- the boundary with the county core ----------------------------------------------------------
-
-
-class UpperRefusal(Exception):
-    """Raised by the facade when it will not take an upper message; becomes the EBDResponse."""
-
-    def __init__(self, code: ResultCode, desc: str) -> None:
-        self.code = code
-        self.desc = desc
-        super().__init__(f"ResultCode {int(code)}: {desc}")
-
-
-class CountyFacade(Protocol):
-    """What the interconnect needs from the county controller (implemented by the lead on the controller).
-
-    Ids: `ebm_id` arguments and `BroadcastSnapshot.ebm_id` are the county's own broadcast ids (the second item
-    returned by submit_upper); the interconnect keeps the map to the upper platform's EBMID itself.
-    """
-
-    @property
-    def platform_code(self) -> str:
-        """Our 23-digit EBRID."""
-
-    @property
-    def platform_name(self) -> str: ...
-
-    async def submit_upper(self, draft: MessageDraft) -> tuple[int, str]:
-        """Record and start an upper message; (broadcast id, county ebm id). Raises UpperRefusal (or any
-        exception, answered with ResultCode 5) when refused. Must be idempotent by draft.source.key."""
-
-    async def cancel_by_ebm(self, ebm_id: str) -> bool:
-        """Stop the broadcast with this county ebm id; False when there is none."""
-
-    async def broadcast_state(self, ebm_id: str) -> BroadcastSnapshot | None: ...
-
-    async def broadcasts_changed_since(self, since: datetime) -> Sequence[BroadcastSnapshot]:
-        """Broadcasts (any source) whose state changed at or after `since`."""
-
-    async def broadcasts_between(
-        self, start: datetime | None, end: datetime | None
-    ) -> Sequence[BroadcastSnapshot]:
-        """Broadcasts that started in the window (for EBMBrdLog)."""
-
-    def inventory(self) -> Inventory: ...
-
-    def inventory_changed_at(self) -> datetime:
-        """When the inventory was last loaded with changes (for Incremental info reports)."""
-
-    async def terminal_states(self) -> Mapping[str, TerminalStatus]:
-        """Link state of every terminal by resource code, with when it last changed."""
-
-
-@dataclass(frozen=True)
-class UpperPeer:
-    """A configured upper platform: its EBRID, the URL we POST to, its name for logs."""
-
-    ebrid: str
-    url: str
-    name: str = ""
-
-
-# ---- what we send -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    ebd: EBD
-    ebdb: bytes
-    tar: bytes
-
-    @property
-    def ebd_id(self) -> str:
-        return self.ebd.ebd_id
-
-
-class PacketMaker:
-    """Builds, signs and packs our packets; every one carries SRC/URL = our callback URL when configured."""
-
-    def __init__(
-        self,
-        platform_code: str,
-        signer: Signer,
-        ids: EbdIdAllocator,
-        clock: Clock,
-        *,
-        callback_url: str | None = None,
-    ) -> None:
-        self.platform_code = platform_code
-        self._signer = signer
-        self.ids = ids
-        self._clock = clock
-        self.callback_url = callback_url
-
-    def make(self, body: Body, dest_ebrid: str, *, related: str | None = None) -> Outgoing:
-        ebd_id = self.ids.heartbeat_id() if isinstance(body, ConnectionCheck) else self.ids.next_id()
-        header = EBDHeader(
-            ebd_id,
-            self.platform_code,
-            dest_ebrid,
-            self._clock.now(),
-            src_url=self.callback_url,
-            related_ebd_id=related,
-        )
-        ebd = EBD(header, body)
-        ebdb = build_ebd(ebd)
-        tar = pack_ebdt(
-            ebd_id, ebdb, self._signer.sign_xml(ebdb, ebd_id), mtime=int(self._clock.now().timestamp())
-        )
-        return Outgoing(ebd, ebdb, tar)
-
-
-class UpwardQueue:
-    """Queues packets for upper platforms in the outbox under a logical key (each report at most once)."""
-
-    def __init__(self, maker: PacketMaker, outbox: Outbox) -> None:
-        self.maker = maker
-        self.outbox = outbox
-
-    async def queue(
-        self, key: str, body: Body, *, dest_ebrid: str, url: str, related: str | None = None
-    ) -> bool:
-        if await self.outbox.has_key(key):
-            return False
-        out = self.maker.make(body, dest_ebrid, related=related)
-        return await self.outbox.enqueue(
-            key,
-            message_id=out.ebd_id,
-            dest_url=url,
-            payload=out.tar,
-            kind=PayloadKind.EBD,
-            dest_id=dest_ebrid,
-            label=out.ebd.ebd_type.value,
-        )
 
 
 # ---- the inbox ----------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ Owns per-feed scheduling (interval; jittered exponential backoff on errors), con
 (ETag / Last-Modified, so an unchanged feed costs one 304), per-feed health for ``GET /api/sources``,
 and the ``feed_seen`` table that makes "once" hold across restarts: a CAP is keyed by
 ``SourceRef(CAP, sender, identifier, sent).key`` (the same key intake uses), checked before
-``submit(data, feed)`` and recorded only after it returns. Feed formats live in `feeds_formats`.
+``submit(data, feed)`` and recorded only after it returns. Feed formats live in `feeds_formats`; the feed config, auth and health types (`FeedConfig`, `FeedError`,
+`feeds_from_config`, …) in `feeds_config`, re-exported here.
 
 Never parses CAP beyond reading its key (intake does the rest), never decides whether to broadcast,
 never sleeps in `tick` (tests drive it with a manual clock), never logs or reports credentials (auth
@@ -34,15 +35,11 @@ attempts. A streak ends when the item is no longer offered or parses.
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import logging
-import os
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -53,7 +50,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcast.clock import Clock
 from broadcast.model import SourceKind, SourceRef
-from broadcast.sources.cap import CapAlert, CapError, parse_cap
+from broadcast.sources.cap import CapError, parse_cap
+from broadcast.sources.feeds_config import MAX_PARSE_ATTEMPTS as MAX_PARSE_ATTEMPTS
+from broadcast.sources.feeds_config import BasicAuth as BasicAuth
+from broadcast.sources.feeds_config import BearerAuth as BearerAuth
+from broadcast.sources.feeds_config import FeedConfig as FeedConfig
+from broadcast.sources.feeds_config import FeedError as FeedError
+from broadcast.sources.feeds_config import FeedErrorKind as FeedErrorKind
+from broadcast.sources.feeds_config import SubmitFn as SubmitFn
+from broadcast.sources.feeds_config import (
+    _digest,
+    _FeedState,
+    _origin,
+    _Parsed,
+)
+from broadcast.sources.feeds_config import basic_auth_header as basic_auth_header
+from broadcast.sources.feeds_config import feeds_from_config as feeds_from_config
+from broadcast.sources.feeds_config import redact_url as redact_url
 from broadcast.sources.feeds_formats import FORMATS, FeedFormatError, FeedItem, FormatParser
 from broadcast.store.tables import UtcDateTime, metadata
 
@@ -69,104 +82,6 @@ feed_seen = Table(
     Column("sent", UtcDateTime, nullable=True),
     Column("seen_at", UtcDateTime, nullable=False),
 )
-
-SubmitFn = Callable[[bytes, str], Awaitable[object]]
-MAX_PARSE_ATTEMPTS = 3  # consecutive rounds a CAP document may fail to parse before it is given up
-
-
-@dataclass(frozen=True)
-class BasicAuth:
-    user: str
-    password: str = field(repr=False)
-
-
-@dataclass(frozen=True)
-class BearerAuth:
-    token: str = field(repr=False)
-
-
-@dataclass(frozen=True)
-class FeedConfig:
-    name: str
-    url: str
-    format: str = "atom"  # a key of feeds_formats.FORMATS
-    interval_s: float = 60.0
-    auth: BasicAuth | BearerAuth | None = None
-    max_bytes: int = 2 * 1024 * 1024  # index / single document
-    max_items: int = 100  # per round, newest first as the feed lists them
-    timeout_s: float = 20.0
-    max_backoff_s: float = 1800.0
-
-
-class FeedErrorKind(StrEnum):
-    CONNECT = "connect"
-    TIMEOUT = "timeout"
-    HTTP_STATUS = "http_status"
-    TOO_LARGE = "too_large"
-    BAD_FORMAT = "bad_format"
-    ITEM_FETCH = "item_fetch"
-    BAD_CAP = "bad_cap"
-    SUBMIT = "submit"
-
-
-class FeedError(Exception):
-    def __init__(self, kind: FeedErrorKind, feed: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.feed = feed
-        self.message = message
-
-
-def redact_url(url: str) -> str:
-    """A URL fit for logs and health: no userinfo, no query (tokens hide there)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}" + ("?…" if parts.query else "")
-
-
-def basic_auth_header(user: str, password: str) -> str:
-    """RFC 7617 Basic credentials (UTF-8), built here because aiohttp.BasicAuth is deprecated."""
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    return parts.scheme, parts.hostname or "", parts.port
-
-
-def _digest(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
-
-
-@dataclass
-class _FeedState:
-    config: FeedConfig
-    next_due: datetime
-    etag: str = ""
-    last_modified: str = ""
-    consecutive_errors: int = 0
-    last_success: datetime | None = None
-    last_error: FeedError | None = None
-    last_error_at: datetime | None = None
-    requests: int = 0
-    not_modified: int = 0
-    submitted: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    newest_sent: datetime | None = None
-    # url|… or bad|<sha256> of a document that failed to parse → consecutive rounds it failed in
-    parse_failures: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class _Parsed:
-    """A fetched and parsed item, waiting for its turn to be submitted."""
-
-    data: bytes
-    alert: CapAlert
-    url_key: str
-    position: int  # in the feed's listing (0 = first listed, normally the newest)
 
 
 class FeedPoller:
@@ -538,27 +453,3 @@ class FeedPoller:
         """Delay after ``errors`` consecutive failures: interval·2^n capped, times a jitter in [0.5, 1)."""
         base: float = min(cfg.max_backoff_s, cfg.interval_s * 2.0 ** min(errors, 30))
         return max(cfg.interval_s * 0.5, base * (0.5 + 0.5 * self._rng.random()))
-
-
-def feeds_from_config(entries: Sequence[Mapping[str, Any]]) -> list[FeedConfig]:
-    """``[[feeds]]`` entries: name, url, format (atom/rss/json/cap), interval_s, and either
-    user + password (basic) or token (bearer). Secrets may be given as ``password_env`` / ``token_env``
-    (the name of an environment variable) to keep them out of the file."""
-    out: list[FeedConfig] = []
-    for e in entries:
-        try:
-            name, url = str(e["name"]), str(e["url"])
-        except KeyError as exc:
-            raise ValueError(f"[[feeds]] 条目缺少字段 {exc}（需要 name 和 url）") from None
-        password = e.get("password") or os.environ.get(str(e.get("password_env", "")), "")
-        token = e.get("token") or os.environ.get(str(e.get("token_env", "")), "")
-        auth: BasicAuth | BearerAuth | None = None
-        if e.get("user"):
-            auth = BasicAuth(str(e["user"]), str(password))
-        elif token:
-            auth = BearerAuth(str(token))
-        fmt = str(e.get("format", "atom"))
-        if fmt not in FORMATS:
-            raise ValueError(f"源 {name} 的 format {fmt!r} 不受支持，可选：{', '.join(sorted(FORMATS))}")
-        out.append(FeedConfig(name, url, format=fmt, interval_s=float(e.get("interval_s", 60.0)), auth=auth))
-    return out
