@@ -31,6 +31,8 @@ Tolerance (real feeds are messy, the CMA feed is rejected by some strict parsers
   ``BAD_POLYGON`` — fully checked here, before the alert is returned (see `cap_polygon`: a cheap exact
   certificate, the float-by-float check only when it cannot decide). ``CapArea.polygons`` holds
   `CapRing`s: sequences of (lat, lon) whose floats are made on first use.
+- Embedded content (``resource/derefUri``) is checked to be valid Base64 here (same verdict as the strict
+  decoder, see `check_base64`) but decoded only when ``CapResource.deref_uri`` is first read.
 
 Errors are `CapError(kind, message)`; the message is Chinese, says what to do, and names the field and
 line where known.
@@ -41,10 +43,10 @@ from __future__ import annotations
 import binascii
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import FrozenInstanceError, dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from broadcast.sources.cap_errors import CapError, CapErrorKind
 from broadcast.sources.cap_polygon import CapRing, validate_ring
@@ -111,14 +113,137 @@ _URGENCIES = ("Immediate", "Expected", "Future", "Past", "Unknown")
 _CERTAINTIES = ("Observed", "Likely", "Possible", "Unlikely", "Unknown")
 
 
-@dataclass(frozen=True)
+_B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def _b64_packed(raw: str) -> bytes:
+    """The Base64 text as ASCII bytes; Unicode spaces (U+3000…) are dropped here, ASCII ones later."""
+    if raw.isascii():
+        return raw.encode("ascii")
+    return "".join(raw.split()).encode("ascii")  # other non-ASCII: UnicodeEncodeError (a ValueError)
+
+
+def check_base64(raw: str) -> bool:
+    """Would `decode_base64` accept ``raw``? The same verdict (``binascii.a2b_base64`` strict mode, as
+    Python 3.11 applies it once whitespace is gone), without decoding, in C-speed bytes operations:
+    alphabet characters, then only ``=`` (not first); D data characters and P ``=`` with D % 4 == 0
+    (any P), D % 4 == 2 and P == 2, or D % 4 == 3 and P == 1."""
+    try:
+        packed = _b64_packed(raw)
+    except ValueError:
+        return False
+    others = packed.translate(None, _B64_ALPHABET)  # whitespace, padding and anything invalid
+    rest = others.translate(None, _ASCII_WHITESPACE)
+    pads = len(rest)
+    data = len(packed) - len(others)
+    if pads:
+        if rest.strip(b"=") or not data:
+            return False  # invalid characters, or nothing but padding (leading padding)
+        if packed[packed.index(b"=") :].translate(None, _ASCII_WHITESPACE + b"="):
+            return False  # data after the padding (so also: padding before data)
+    tail = data % 4
+    return tail == 0 or (tail == 2 and pads == 2) or (tail == 3 and pads == 1)
+
+
+def decode_base64(raw: str) -> bytes:
+    """Embedded content (``derefUri``): line breaks are normal in long Base64; anything else outside the
+    alphabet, or wrong padding, is `ValueError` (``binascii.Error``)."""
+    return binascii.a2b_base64(_b64_packed(raw).translate(None, _ASCII_WHITESPACE), strict_mode=True)
+
+
 class CapResource:
+    """A CAP ``resource`` (read-only, compares and hashes like the frozen dataclass it replaced).
+
+    ``deref_uri`` (embedded content, e.g. a 500 KB MP3) is validated as Base64 by the parser but only
+    decoded on first use (and cached): most alerts are converted and filed without anyone playing it."""
+
+    __slots__ = ("_b64", "_deref", "description", "digest", "mime", "size", "uri")
+
     description: str
     mime: str
-    uri: str = ""
-    deref_uri: bytes = b""
-    digest: str = ""
-    size: int | None = None
+    uri: str
+    digest: str
+    size: int | None
+    _deref: bytes | None
+    _b64: str
+
+    def __init__(
+        self,
+        description: str,
+        mime: str,
+        uri: str = "",
+        deref_uri: bytes = b"",
+        digest: str = "",
+        size: int | None = None,
+    ) -> None:
+        put = object.__setattr__
+        put(self, "description", description)
+        put(self, "mime", mime)
+        put(self, "uri", uri)
+        put(self, "digest", digest)
+        put(self, "size", size)
+        put(self, "_deref", deref_uri)
+        put(self, "_b64", "")
+
+    @classmethod
+    def embedded(
+        cls, description: str, mime: str, uri: str, b64: str, digest: str, size: int | None
+    ) -> CapResource:
+        """A resource whose ``deref_uri`` is the Base64 text ``b64``, already checked by
+        `check_base64` (so decoding it later cannot fail)."""
+        r = cls(description, mime, uri, b"", digest, size)
+        object.__setattr__(r, "_deref", None if b64 else b"")
+        object.__setattr__(r, "_b64", b64)
+        return r
+
+    @property
+    def deref_uri(self) -> bytes:
+        deref = self._deref
+        if deref is None:
+            deref = decode_base64(self._b64)
+            object.__setattr__(self, "_deref", deref)
+        return deref
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.description, self.mime, self.uri, self.deref_uri, self.digest, self.size)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CapResource):
+            return NotImplemented
+        if self is other:
+            return True
+        if (self.description, self.mime, self.uri, self.digest, self.size) != (
+            other.description,
+            other.mime,
+            other.uri,
+            other.digest,
+            other.size,
+        ):
+            return False
+        if self._b64 and self._b64 == other._b64:
+            return True  # the same text: no need to decode either
+        return self.deref_uri == other.deref_uri
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __repr__(self) -> str:
+        deref = (
+            repr(self._deref) if self._deref is not None else f"<{len(self._b64)} Base64 chars, not decoded>"
+        )
+        return (
+            f"CapResource(description={self.description!r}, mime={self.mime!r}, uri={self.uri!r}, "
+            f"deref_uri={deref}, digest={self.digest!r}, size={self.size!r})"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (CapResource, self._key())
 
 
 @dataclass(frozen=True)
@@ -171,76 +296,100 @@ class CapAlert:
 # Field readers
 
 
-class _Tags(dict[str, str]):
-    """CAP local name → tag as lxml spells it in one namespace (``"{ns}name"``), made on first use."""
-
-    def __init__(self, ns: str) -> None:
-        super().__init__()
-        self.prefix = "{" + ns + "}" if ns else ""
-
-    def __missing__(self, name: str) -> str:
-        self[name] = tag = self.prefix + name
-        return tag
+_T = TypeVar("_T")
 
 
-_TAGS = {ns: _Tags(ns) for ns in (NS_CAP_12, NS_CAP_11, "")}
+def _built(cls: type[_T], values: dict[str, Any]) -> _T:
+    """An instance of the frozen dataclass ``cls`` from ``values`` (every field given), without the
+    per-field ``object.__setattr__`` of the generated ``__init__``: the parser makes thousands of them."""
+    obj = object.__new__(cls)
+    obj.__dict__.update(values)
+    return obj
 
 
-def _tags_of(ns: str) -> _Tags:
-    tags = _TAGS.get(ns)
-    return _Tags(ns) if tags is None else tags
-
-
-def _first_text(found: list[Element] | None) -> str | None:
-    """The stripped character data of the first element of ``found``; None when there is none."""
-    if not found:
-        return None
-    el = found[0]
+def _stripped(el: Element) -> str:
+    """The stripped character data of ``el``."""
     return (text_of(el) if len(el) else (el.text or "")).strip()
+
+
+_CAP_NAMES = (
+    "identifier sender sent status msgType source scope restriction addresses code note references incidents "
+    "info language category event responseType urgency severity certainty audience eventCode effective onset "
+    "expires senderName headline description instruction web contact parameter resource area resourceDesc "
+    "mimeType size uri derefUri digest areaDesc polygon circle geocode altitude ceiling valueName value"
+).split()
+# prefix → {"{ns}name": name} for the CAP element names: a dict look-up instead of startswith + slicing
+# per child (other tags take the general path); never grows with what documents contain.
+_LOCAL = {
+    prefix: {prefix + name: name for name in _CAP_NAMES}
+    for prefix in ("{" + NS_CAP_12 + "}", "{" + NS_CAP_11 + "}", "")
+}
+_NO_NAMES: dict[str, str] = {}
+
+
+def _local_name(tag: str, prefix: str) -> str:
+    """The CAP local name of ``tag`` in document order semantics: a bare tag counts as CAP; "" for an
+    element of another namespace."""
+    if tag[0] == "{":
+        return tag[len(prefix) :] if prefix and tag.startswith(prefix) else ""
+    return tag
+
+
+def _children(node: Element, prefix: str) -> dict[str, list[Element]]:
+    """The node's CAP children by local name. With a CAP namespace (``prefix`` = ``"{ns}"``) its
+    elements come first, then un-namespaced ones (tolerated, see the module docstring), each in document
+    order; elements of any other namespace are left out."""
+    by_name: dict[str, list[Element]] = {}
+    known = _LOCAL.get(prefix, _NO_NAMES)
+    late: list[Element] = []
+    for c in node:
+        tag = c.tag
+        name = known.get(tag)
+        if name is None:
+            if prefix and tag[0] != "{":
+                late.append(c)
+                continue
+            name = _local_name(tag, prefix)
+            if not name:
+                continue
+        found = by_name.get(name)
+        if found is None:
+            by_name[name] = [c]
+        else:
+            found.append(c)
+    for c in late:
+        by_name.setdefault(c.tag, []).append(c)
+    return by_name
 
 
 class _Reader:
     """Reads CAP fields from the tree, collecting warnings; ignores elements of foreign namespaces.
 
-    A node's children are indexed by tag on first use (CAP reading is many small look-ups), line numbers
-    are only looked up for messages, and identical polygon texts within one document (the en-US and
-    zh-CN infos repeat them) are validated once."""
+    A node's children are indexed by local name on first use (CAP reading is many small look-ups), line
+    numbers are only looked up for messages, and identical polygon texts within one document (the en-US
+    and zh-CN infos repeat them) are validated once."""
 
     def __init__(self, ns: str) -> None:
         self.ns = ns
         self.warnings: list[str] = []
         self.rings: list[tuple[str, CapRing]] = []
-        self._prefix = self.prefix = "{" + ns + "}" if ns else ""
-        self.tags = _tags_of(ns)
+        self.prefix = "{" + ns + "}" if ns else ""
         self._index: dict[Element, dict[str, list[Element]]] = {}
 
     def fields(self, node: Element) -> dict[str, list[Element]]:
-        """The node's children by tag; an un-namespaced child of a CAP document is filed under the CAP
-        namespace (tolerated, see the module docstring). Look up with ``r.tags[name]``."""
-        by_tag = self._index.get(node)
-        if by_tag is None:
-            by_tag = self._index[node] = {}
-            for c in node:
-                tag = c.tag
-                found = by_tag.get(tag)
-                if found is None:
-                    by_tag[tag] = [c]
-                else:
-                    found.append(c)
-            if self._prefix:
-                for bare in [tag for tag in by_tag if tag[0] != "{"]:
-                    by_tag.setdefault(self._prefix + bare, []).extend(by_tag.pop(bare))
-        return by_tag
+        """The node's CAP children by local name (see `_children`)."""
+        by_name = self._index.get(node)
+        if by_name is None:
+            by_name = self._index[node] = _children(node, self.prefix)
+        return by_name
 
     def kids(self, node: Element, name: str) -> list[Element]:
-        return self.fields(node).get(self.tags[name], [])
-
-    def raw_text(self, node: Element, name: str) -> list[tuple[Element, str]]:
-        """Each ``name`` child with its character data (unstripped)."""
-        return [(c, text_of(c)) for c in self.kids(node, name)]
+        return self.fields(node).get(name, [])
 
     def text(self, node: Element, name: str) -> str | None:
-        return _first_text(self.fields(node).get(self.tags[name]))
+        """The stripped character data of the first ``name`` child; None when there is none."""
+        found = self.fields(node).get(name)
+        return _stripped(found[0]) if found else None
 
     def line(self, node: Element, name: str) -> int:
         found = self.kids(node, name)
@@ -266,7 +415,12 @@ class _Reader:
         return None
 
     def time(self, node: Element, name: str, *, required: bool = False) -> datetime | None:
-        raw = self.text(node, name)
+        return self.time_of(self.text(node, name), node, name, required=required)
+
+    def time_of(
+        self, raw: str | None, node: Element, name: str, *, required: bool = False
+    ) -> datetime | None:
+        """The time written in ``raw`` (the text of ``node``'s first ``name`` child, or None)."""
         if not raw:
             if required:
                 self.required(node, name, "alert")
@@ -383,58 +537,65 @@ def _circle(raw: str, area_desc: str, line: int) -> tuple[float, float, float]:
     return lat, lon, radius
 
 
-def _own_children(r: _Reader, node: Element) -> list[tuple[str, Element]]:
-    """(tag, element) of the node's children in document order, an un-namespaced child of a CAP
-    document spelt with the CAP namespace (tolerated); for the small, hot elements read without an index.
-    """
-    prefix = r.prefix
-    if not prefix:
-        return [(c.tag, c) for c in node]
-    return [(tag if tag[0] == "{" else prefix + tag, c) for c in node for tag in (c.tag,)]
-
-
-def _name_value(r: _Reader, node: Element) -> tuple[str, str]:
-    """The first ``valueName`` and first ``value`` of a geocode / parameter."""
-    t_name, t_value = r.tags["valueName"], r.tags["value"]
+def _name_value(prefix: str, node: Element) -> tuple[str, str]:
+    """The first ``valueName`` and first ``value`` (document order) of a geocode / parameter."""
+    known = _LOCAL.get(prefix, _NO_NAMES)
     name = value = None
-    for tag, c in _own_children(r, node):
-        if tag == t_name and name is None:
-            name = _first_text([c])
-        elif tag == t_value and value is None:
-            value = _first_text([c])
+    for c in node:
+        tag = c.tag
+        tag = known.get(tag) or _local_name(tag, prefix)
+        if tag == "valueName":
+            if name is None:
+                name = (text_of(c) if len(c) else (c.text or "")).strip()
+        elif tag == "value" and value is None:
+            value = (text_of(c) if len(c) else (c.text or "")).strip()
     return name or "", value or ""
 
 
 def _area(r: _Reader, node: Element) -> CapArea:
-    t = r.tags
-    t_desc, t_geocode, t_polygon, t_circle = t["areaDesc"], t["geocode"], t["polygon"], t["circle"]
+    prefix = r.prefix
+    known = _LOCAL.get(prefix, _NO_NAMES)
     desc_el: Element | None = None
     geocodes = []
     shapes: list[tuple[str, Element]] = []
-    for tag, c in _own_children(r, node):
-        if tag == t_geocode:
-            name, value = _name_value(r, c)
+    for c in node:  # document order: the first areaDesc, shapes checked in the order written
+        tag = c.tag
+        tag = known.get(tag) or _local_name(tag, prefix)
+        if tag == "geocode":
+            name, value = _name_value(prefix, c)
             if value:
                 geocodes.append((name, value))
-        elif tag == t_desc:
+        elif tag == "areaDesc":
             if desc_el is None:
                 desc_el = c
-        elif tag == t_polygon or tag == t_circle:
+        elif tag == "polygon" or tag == "circle":
             shapes.append((tag, c))
-    desc = (_first_text([desc_el]) if desc_el is not None else None) or ""
+    desc = _stripped(desc_el) if desc_el is not None else ""
     if not desc:
         r.warnings.append(f"area 缺少 areaDesc（第 {line_of(node)} 行）")
+    if not shapes:  # the usual CMA area: a name and a code
+        return _built(
+            CapArea, {"area_desc": desc, "polygons": (), "circles": (), "geocodes": tuple(geocodes)}
+        )
     polygons: list[CapRing] = []
     circles: list[tuple[float, float, float]] = []
     for tag, c in shapes:
         text = text_of(c)
         if not text.strip():
             continue
-        if tag == t_polygon:
+        if tag == "polygon":
             polygons.append(_ring(r, text, desc, line_of(c)))
         else:
             circles.append(_circle(text, desc, line_of(c)))
-    return CapArea(area_desc=desc, polygons=tuple(polygons), circles=tuple(circles), geocodes=tuple(geocodes))
+    return _built(
+        CapArea,
+        {
+            "area_desc": desc,
+            "polygons": tuple(polygons),
+            "circles": tuple(circles),
+            "geocodes": tuple(geocodes),
+        },
+    )
 
 
 def _resource(r: _Reader, node: Element) -> CapResource:
@@ -445,34 +606,23 @@ def _resource(r: _Reader, node: Element) -> CapResource:
             size = int(size_raw)
         except ValueError:
             r.warnings.append(f"resource size {size_raw!r} 不是整数，已忽略（第 {line_of(node)} 行）")
-    deref = b""
-    deref_raw = r.text(node, "derefUri")
-    if deref_raw:
-        try:
-            # Line breaks are normal in long Base64; anything else outside the alphabet is an error.
-            if deref_raw.isascii():
-                packed = deref_raw.encode("ascii").translate(None, _ASCII_WHITESPACE)
-            else:  # Unicode spaces (U+3000…) are tolerated as before; other non-ASCII fails below
-                packed = "".join(deref_raw.split()).encode("ascii")
-            deref = binascii.a2b_base64(packed, strict_mode=True)
-        except (binascii.Error, ValueError):
-            raise CapError(
-                CapErrorKind.BAD_VALUE,
-                f"resource 的 derefUri 不是合法的 Base64（第 {r.line(node, 'derefUri')} 行），"
-                "请检查发布系统输出",
-            ) from None
-    return CapResource(
-        description=r.text(node, "resourceDesc") or "",
-        mime=r.text(node, "mimeType") or "",
-        uri=r.text(node, "uri") or "",
-        deref_uri=deref,
-        digest=r.text(node, "digest") or "",
-        size=size,
+    deref_raw = r.text(node, "derefUri") or ""
+    if deref_raw and not check_base64(deref_raw):
+        raise CapError(
+            CapErrorKind.BAD_VALUE,
+            f"resource 的 derefUri 不是合法的 Base64（第 {r.line(node, 'derefUri')} 行），请检查发布系统输出",
+        )
+    return CapResource.embedded(
+        r.text(node, "resourceDesc") or "",
+        r.text(node, "mimeType") or "",
+        r.text(node, "uri") or "",
+        deref_raw,
+        r.text(node, "digest") or "",
+        size,
     )
 
 
-def _info_enum(r: _Reader, node: Element, name: str, allowed: tuple[str, ...]) -> str:
-    raw = r.text(node, name)
+def _info_enum(r: _Reader, node: Element, name: str, allowed: tuple[str, ...], raw: str | None) -> str:
     if not raw:
         r.warnings.append(f"info 缺少 {name}（第 {line_of(node)} 行），按 Unknown 处理")
         return "Unknown"
@@ -487,31 +637,39 @@ def _info_enum(r: _Reader, node: Element, name: str, allowed: tuple[str, ...]) -
 
 
 def _info(r: _Reader, node: Element) -> CapInfo:
-    f, t = r.fields(node), r.tags
-    event = _first_text(f.get(t["event"])) or ""
+    f = r.fields(node)
+    first = {name: _stripped(found[0]) for name, found in f.items() if name in _INFO_TEXTS}
+    event = first.get("event") or ""
     if not event:
         r.warnings.append(f"info 缺少 event（第 {line_of(node)} 行）")
-    params = []
-    for p in f.get(t["parameter"], ()):
-        params.append(_name_value(r, p))
-    return CapInfo(
-        language=_first_text(f.get(t["language"])) or "",
-        category=tuple(c.strip() for _, c in r.raw_text(node, "category") if c.strip()),
-        event=event,
-        urgency=_info_enum(r, node, "urgency", _URGENCIES),
-        severity=_info_enum(r, node, "severity", _SEVERITIES),
-        certainty=_info_enum(r, node, "certainty", _CERTAINTIES),
-        effective=r.time(node, "effective"),
-        onset=r.time(node, "onset"),
-        expires=r.time(node, "expires"),
-        sender_name=_first_text(f.get(t["senderName"])) or "",
-        headline=_first_text(f.get(t["headline"])) or "",
-        description=_first_text(f.get(t["description"])) or "",
-        instruction=_first_text(f.get(t["instruction"])) or "",
-        parameters=tuple(params),
-        resources=tuple(_resource(r, n) for n in f.get(t["resource"], ())),
-        areas=tuple(_area(r, n) for n in f.get(t["area"], ())),
+    prefix = r.prefix
+    return _built(
+        CapInfo,
+        {
+            "language": first.get("language") or "",
+            "category": tuple(c for c in (text_of(el).strip() for el in f.get("category", ())) if c),
+            "event": event,
+            "urgency": _info_enum(r, node, "urgency", _URGENCIES, first.get("urgency")),
+            "severity": _info_enum(r, node, "severity", _SEVERITIES, first.get("severity")),
+            "certainty": _info_enum(r, node, "certainty", _CERTAINTIES, first.get("certainty")),
+            "effective": r.time_of(first.get("effective"), node, "effective"),
+            "onset": r.time_of(first.get("onset"), node, "onset"),
+            "expires": r.time_of(first.get("expires"), node, "expires"),
+            "sender_name": first.get("senderName") or "",
+            "headline": first.get("headline") or "",
+            "description": first.get("description") or "",
+            "instruction": first.get("instruction") or "",
+            "parameters": tuple([_name_value(prefix, p) for p in f.get("parameter", ())]),
+            "resources": tuple([_resource(r, n) for n in f.get("resource", ())]),
+            "areas": tuple([_area(r, n) for n in f.get("area", ())]),
+        },
     )
+
+
+_INFO_TEXTS = frozenset(
+    "event language senderName headline description instruction urgency severity certainty "
+    "effective onset expires".split()
+)
 
 
 def parse_cap(data: bytes, *, max_bytes: int = 256 * 1024, max_depth: int = 32) -> CapAlert:
@@ -550,20 +708,23 @@ def parse_cap(data: bytes, *, max_bytes: int = 256 * 1024, max_depth: int = 32) 
     except CapError as e:
         e.identifier = identifier
         raise
-    signed = any(c.tag == _SIGNATURE_TAG for c in root)
+    signed = next(root.iterchildren(_SIGNATURE_TAG), None) is not None
     if not infos:
         r.warnings.append("CAP 文档没有 info 块")
-    return CapAlert(
-        identifier=identifier,
-        sender=sender,
-        sent=sent,
-        status=status,
-        msg_type=msg_type,
-        scope=scope,
-        references=references,
-        note=r.text(root, "note") or "",
-        infos=infos,
-        version=version,
-        signature_present=signed,
-        warnings=tuple(r.warnings),
+    return _built(
+        CapAlert,
+        {
+            "identifier": identifier,
+            "sender": sender,
+            "sent": sent,
+            "status": status,
+            "msg_type": msg_type,
+            "scope": scope,
+            "references": references,
+            "note": r.text(root, "note") or "",
+            "infos": infos,
+            "version": version,
+            "signature_present": signed,
+            "warnings": tuple(r.warnings),
+        },
     )
