@@ -311,6 +311,8 @@ class FrontEndAdapter:
         if fe is not None and fe.link is link:
             fe.link = None
             log.info("front_end: front-end %s disconnected (%s)", fe.code, reason)
+            if self._sink is not None:
+                self._sink.terminal_link(fe.code, LinkState.OFFLINE, self._clock.now(), f"前端 {fe.code} {reason}")
             for state in fe.terminals.values():
                 self._set_link_state(state, LinkState.OFFLINE, f"前端 {fe.code} {reason}")
 
@@ -434,6 +436,9 @@ class FrontEndAdapter:
         self._by_link[link] = fe
         self._reply(link, frame, ResultCode.OK)
         log.info("front_end: front-end %s registered from %s", fe.code, link.peer)
+        # The front-end's own health, recorded like a terminal's (transitions only).
+        if self._sink is not None and old is None:
+            self._sink.terminal_link(fe.code, LinkState.ONLINE, self._clock.now(), f"前端 {fe.code} 已连接")
 
     def _refuse(self, link: Link, frame: Frame, state: TerminalState | None, kind: str, detail: str) -> None:
         self._counts["rejected_reports"] += 1

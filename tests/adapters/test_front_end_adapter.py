@@ -115,3 +115,12 @@ async def test_unknown_front_end_is_refused(rig: Many) -> None:
         assert not other.registered
     finally:
         await other.stop()
+
+
+async def test_front_end_own_health_is_recorded_once_per_change(rig: Many) -> None:
+    assert rig.sink.link_states(FRONT_END) == [LinkState.ONLINE]
+    await rig.front_end.go_offline()
+    await until(lambda: rig.sink.link_states(FRONT_END)[-1] is LinkState.OFFLINE)
+    await rig.front_end.come_online()
+    await until(lambda: rig.sink.link_states(FRONT_END)[-1] is LinkState.ONLINE)
+    assert rig.sink.link_states(FRONT_END) == [LinkState.ONLINE, LinkState.OFFLINE, LinkState.ONLINE]
