@@ -25,6 +25,7 @@ class LinkTracker:
         self._engine = engine
         self._interval = flush_interval_s
         self._state: dict[str, LinkState] = {}
+        self._terminals: set[str] = set()
         self._last_seen: dict[str, datetime] = {}
         self._dirty_seen: dict[str, datetime] = {}
         self._changes: list[LinkChange] = []
@@ -35,7 +36,10 @@ class LinkTracker:
         self._listeners.append(listener)
 
     def seed(self, states: dict[str, LinkState]) -> None:
+        """The terminals and their starting states. Other resources (front-ends, transmitters) are
+        tracked too when adapters report them, but ``counts()`` is about terminals."""
         self._state.update(states)
+        self._terminals.update(states)
 
     def state(self, terminal_code: str) -> LinkState:
         return self._state.get(terminal_code, LinkState.OFFLINE)
@@ -45,8 +49,9 @@ class LinkTracker:
 
     def counts(self) -> dict[str, int]:
         out = {str(s): 0 for s in LinkState}
-        for s in self._state.values():
-            out[str(s)] += 1
+        for code, s in self._state.items():
+            if code in self._terminals or not self._terminals:
+                out[str(s)] += 1
         return out
 
     def link(self, terminal_code: str, state: LinkState, at: datetime, detail: str = "") -> None:

@@ -23,7 +23,7 @@ import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from adapters.front_end.relay import group_by_body
 from adapters.ip_speaker.codec import (
@@ -76,6 +76,9 @@ class LocalAnnouncement:
     accepted: tuple[str, ...] = ()
     preempted_by: str | None = None
     reports: list[tuple[str, int]] = field(default_factory=list)  # (terminal, business type)
+    start: StartBroadcast | None = None
+    ends_at: datetime | None = None
+    resumed: int = 0  # times it went back on air after a county broadcast preempted it
 
 
 class FrontEndSim(Downlinks):
@@ -205,7 +208,9 @@ class FrontEndSim(Downlinks):
         sb = StartBroadcast(
             ebm_id, BroadcastType.DAILY, 0, "11111", 0xFF, start, start + minutes * 60, (aux,)
         )
-        local = LocalAnnouncement(ebm_id, audio_url, text, now)
+        local = LocalAnnouncement(
+            ebm_id, audio_url, text, now, start=sb, ends_at=now + timedelta(minutes=minutes)
+        )
         self.locals.append(local)
         task = asyncio.get_running_loop().create_task(self._start_local(local, sb))
         self._tasks.add(task)
@@ -436,3 +441,19 @@ class FrontEndSim(Downlinks):
             active.difference_update(codes)
             if not active:
                 del self._county_active[ebm_id]
+                if not self._county_active:
+                    self._resume_local()
+
+    def _resume_local(self) -> None:
+        """The county is done here: a local announcement it cut off goes back on air (from the start)
+        while it is still within its time."""
+        local = self.locals[-1] if self.locals else None
+        if local is None or local.preempted_by is None or local.start is None:
+            return
+        if local.ends_at is not None and self._clock.now() >= local.ends_at:
+            return
+        local.preempted_by = None
+        local.resumed += 1
+        task = asyncio.get_running_loop().create_task(self._start_local(local, local.start))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -405,6 +405,8 @@ class SimTerminal(Playback):
         elif isinstance(payload, StopBroadcast):
             if self._playing == payload.ebm_id:
                 self._cancel_playback(STOPPED)
+                # Stopped before its end: a later start of it is a new instruction, not a duplicate.
+                self._interrupted.add(payload.ebm_id)
             self._respond(frame, Reply(ResultCode.OK))
         elif isinstance(payload, Query):
             reply = QueryReply.build(

@@ -51,8 +51,8 @@ async def test_county_start_preempts_the_local_announcement(rig: Two) -> None:
     assert ann.preempted_by == order.ebm_id
     for code, sim in rig.sims.items():
         await until(lambda c=code: DeliveryStatus.PLAYED in rig.sink.statuses(c, order.ebm_id))
-        (local_play,) = [p for p in sim.played if p.ebm_id == local]
-        assert not local_play.completed
+        local_plays = [p for p in sim.played if p.ebm_id == local]
+        assert not local_plays[0].completed  # cut off by the county
     stops = [x for x in rig.front_end.relayed if x[0] == BusinessType.STOP_BROADCAST]
     assert stops == []  # the local stop is the front-end's own, not a relayed county request
 
@@ -76,3 +76,20 @@ async def test_results_are_stored_while_the_county_link_is_down(rig: Two) -> Non
     assert DeliveryStatus.PLAYED not in rig.sink.statuses(rig.code, order.ebm_id)
     await rig.front_end.come_online()
     await until(lambda: DeliveryStatus.PLAYED in rig.sink.statuses(rig.code, order.ebm_id))
+
+
+async def test_preempted_local_announcement_resumes_after_the_county_broadcast(rig: Two) -> None:
+    local = rig.front_end.announce(audio_url=f"{rig.audio_base}/long.mp3")
+    await until(lambda: all(s.playing == local for s in rig.sims.values()))
+    order = rig.order()
+    for code in rig.sims:
+        assert (await rig.adapter.deliver(order, code)).outcome is Outcome.ACCEPTED
+    for code, sim in rig.sims.items():
+        await until(lambda c=code: DeliveryStatus.PLAYED in rig.sink.statuses(c, order.ebm_id))
+        # Back on air from the start once the county is done, and played to the end this time.
+        await until(lambda s=sim: any(p.ebm_id == local and p.completed for p in s.played))
+        plays = [p for p in sim.played if p.ebm_id == local]
+        assert [p.completed for p in plays] == [False, True]
+        county = [p for p in sim.played if p.ebm_id == order.ebm_id]
+        assert county[0].ended_at is not None and county[0].ended_at <= plays[1].started_at
+    assert rig.front_end.locals[0].resumed >= 1  # once per time the county left it free
