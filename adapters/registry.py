@@ -14,6 +14,7 @@ from enum import StrEnum
 from importlib.metadata import entry_points
 from typing import Any
 
+from adapters import config_schema
 from adapters.base import Adapter, AdapterSink
 from broadcast.clock import Clock
 from broadcast.model import TerminalRef
@@ -70,6 +71,12 @@ class AdapterRegistry:
         for name, cfg in configs.items():
             if not cfg.get("enabled", True):
                 self._entries[name] = AdapterEntry(name, AdapterState.DISABLED)
+                continue
+            problems = config_schema.check(name, cfg)
+            if problems:
+                msg = "；".join(problems)
+                log.error("adapter %s not started: %s", name, msg)
+                self._entries[name] = AdapterEntry(name, AdapterState.STOPPED, error=msg)
                 continue
             factory = self._factories.get(name)
             if factory is None:
