@@ -103,7 +103,10 @@ def settings_for(tmp_path: Path, extra: dict[str, Any] | None = None, **adapter:
         "adapters": {"ip_speaker": {"port": 0, "ack_timeout_s": 1.0, **adapter}},
     }
     for section, values in (extra or {}).items():
-        overrides[section] = {**overrides.get(section, {}), **values}
+        if isinstance(values, dict):
+            overrides[section] = {**overrides.get(section, {}), **values}
+        else:
+            overrides[section] = values  # e.g. [[feeds]], [[programmes]]
     return load_settings(None, overrides, base_dir=tmp_path)
 
 
