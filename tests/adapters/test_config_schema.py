@@ -42,3 +42,18 @@ def test_registry_stops_only_the_misconfigured_adapter() -> None:
     states = {e.name: e for e in reg.entries()}
     assert states["fm"].state is AdapterState.STOPPED and "resource_code" in states["fm"].error
     assert built == ["ip"]  # fm was never built; ip_speaker was (and failed for its own reason)
+
+
+def test_commented_examples_in_the_shipped_configuration_are_valid() -> None:
+    import tomllib
+
+    from broadcast.settings import DEFAULT_CONFIG
+
+    text = DEFAULT_CONFIG.read_text(encoding="utf-8")
+    block = text[text.index("# [adapters.front_end]") : text.index("[sim]")]
+    examples = tomllib.loads(
+        "\n".join(line.removeprefix("#").removeprefix(" ") for line in block.splitlines())
+    )
+    assert set(examples["adapters"]) == {"front_end", "fm", "cable_tv"}
+    for name, section in examples["adapters"].items():
+        assert config_schema.check(name, section) == [], name
