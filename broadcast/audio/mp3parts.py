@@ -2,8 +2,8 @@
 
 Owns: finding pauses (runs of digital silence, as espeak-ng and the renderer's own gaps produce) near
 evenly spaced split points, encoding the parts with ``encode`` concurrently (one LAME thread each —
-plus one ffmpeg process each for the levelling filter, if any; one ffmpeg process each without
-``lameenc``), and the duration of a headerless CBR MP3 from its size.
+GAIN levelling in-process by numpy, a loudnorm filter by one ffmpeg process for all parts; one ffmpeg
+process each without ``lameenc``), and the duration of a headerless CBR MP3 from its size.
 
 Why joining works: every part is a separate LAME encode with no ID3 or Xing header, so it starts
 with a frame that owes nothing to an earlier frame (no bit reservoir crosses a join) and ends on a whole
@@ -26,8 +26,10 @@ from broadcast.audio.encode import (
     EncodeOptions,
     OutputFormat,
     encode,
+    in_process_level,
     in_process_mp3,
     lame_levelled_mp3,
+    numpy_levelled_mp3,
 )
 
 MIN_CHUNK_S = 8.0  # shorter speech is encoded in one piece: a second process would cost more than it saves
@@ -81,10 +83,15 @@ async def encode_mp3(
 ) -> bytes:
     """Encode work PCM to MP3 using up to ``options.encode_jobs`` encoders at once (split at pauses).
 
+    A GAIN levelling chain (``level_filter``) is applied in-process by numpy and the pieces go straight to
+    LAME (``numpy_levelled_mp3``: no process at all). Otherwise (loudnorm, or numpy missing):
     With in-process LAME and a levelling filter one ffmpeg process levels all the speech while one LAME
     thread per piece encodes its share as it arrives (``lame_levelled_mp3``): a further ffmpeg process
     would cost ≈45 ms of CPU just to start."""
     pieces = split_at_pauses(pcm, options.encode_jobs)
+    level = in_process_level(audio_filter)
+    if level is not None:
+        return await numpy_levelled_mp3(pieces, level, options)
     if audio_filter and in_process_mp3():
         return await lame_levelled_mp3(pieces, audio_filter, options, timeout_s=timeout_s)
     encoded = await asyncio.gather(

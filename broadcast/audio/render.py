@@ -42,7 +42,7 @@ from broadcast.model import AudioRef
 
 __all__ = ["AudioRenderer", "ChimeSegments", "EncodeOptions", "Layout", "OutputFormat", "RenderedAudio"]
 
-RENDER_VERSION = 3  # part of the content key: bump when the layout or encoding changes
+RENDER_VERSION = 4  # part of the content key: bump when the layout or encoding changes
 LEAD_IN_S = 0.3  # after the opening chime
 TITLE_GAP_S = 0.6  # between title and body
 LEAD_OUT_S = 0.5  # before the closing chime

@@ -133,9 +133,10 @@ async def test_wav_output_does_not_go_through_lame() -> None:
     assert wav[:4] == b"RIFF" and wav[8:12] == b"WAVE"
 
 
-async def test_streamed_encode_equals_encoding_the_levelled_pcm_at_once() -> None:
+async def test_streamed_encode_equals_encoding_the_levelled_pcm_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """Levelling in ffmpeg while LAME encodes its output as it arrives gives the very bytes of levelling
     first and encoding the whole result in one call (chunking must not change the stream)."""
+    monkeypatch.setattr(encode_mod, "_np", None)  # the ffmpeg levelling path (numpy missing)
     pcm = _speechlike(12.0, amplitude=900)
     audio_filter = level_filter(OPTS, [pcm])
     assert audio_filter is not None
@@ -159,9 +160,11 @@ async def test_a_failing_filter_raises_ffmpeg_error() -> None:
         await encode(_speechlike(0.5), OutputFormat.MP3, OPTS, audio_filter="nosuchfilter=1")
 
 
-async def test_split_speech_is_levelled_once_and_its_pieces_encoded_apart() -> None:
+async def test_split_speech_is_levelled_once_and_its_pieces_encoded_apart(monkeypatch: pytest.MonkeyPatch) -> None:
     """Long speech: one levelling pass over all of it, cut at the pause, each piece its own LAME stream."""
     from broadcast.audio.mp3parts import split_at_pauses
+
+    monkeypatch.setattr(encode_mod, "_np", None)  # the ffmpeg levelling path (numpy missing)
 
     pcm = _speechlike(20.0, amplitude=900)
     pieces = split_at_pauses(pcm, OPTS.encode_jobs)
