@@ -40,16 +40,95 @@ line where known.
 
 from __future__ import annotations
 
-import binascii
 import re
-from collections.abc import Sequence
-from dataclasses import FrozenInstanceError, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
 from broadcast.sources.cap_errors import CapError, CapErrorKind
+from broadcast.sources.cap_model import (
+    _B64_ALPHABET as _B64_ALPHABET,
+)
+from broadcast.sources.cap_model import (
+    _CERTAINTIES as _CERTAINTIES,
+)
+from broadcast.sources.cap_model import (  # the parse result's types live in cap_model
+    _ENUM_MEMBERS,
+    _ENUM_VALUES,
+)
+from broadcast.sources.cap_model import (
+    _SEVERITIES as _SEVERITIES,
+)
+from broadcast.sources.cap_model import (
+    _T as _T,
+)
+from broadcast.sources.cap_model import (
+    _URGENCIES as _URGENCIES,
+)
+from broadcast.sources.cap_model import (
+    CapAlert as CapAlert,
+)
+from broadcast.sources.cap_model import (
+    CapArea as CapArea,
+)
+from broadcast.sources.cap_model import (
+    CapInfo as CapInfo,
+)
+from broadcast.sources.cap_model import (
+    CapMsgType as CapMsgType,
+)
+from broadcast.sources.cap_model import (
+    CapResource as CapResource,
+)
+from broadcast.sources.cap_model import (
+    CapScope as CapScope,
+)
+from broadcast.sources.cap_model import (
+    CapStatus as CapStatus,
+)
+from broadcast.sources.cap_model import (
+    _b64_packed as _b64_packed,
+)
+from broadcast.sources.cap_model import (
+    _built as _built,
+)
+from broadcast.sources.cap_model import (
+    check_base64 as check_base64,
+)
+from broadcast.sources.cap_model import (
+    decode_base64 as decode_base64,
+)
 from broadcast.sources.cap_polygon import CapRing, validate_ring
+from broadcast.sources.cap_reader import (
+    _CAP_NAMES as _CAP_NAMES,
+)
+from broadcast.sources.cap_reader import (
+    _LOCAL as _LOCAL,
+)
+from broadcast.sources.cap_reader import (
+    _NO_NAMES as _NO_NAMES,
+)
+from broadcast.sources.cap_reader import (  # field reading lives in cap_reader
+    NS_CAP_11 as NS_CAP_11,
+)
+from broadcast.sources.cap_reader import (
+    NS_CAP_12 as NS_CAP_12,
+)
+from broadcast.sources.cap_reader import (
+    _children as _children,
+)
+from broadcast.sources.cap_reader import (
+    _local_name as _local_name,
+)
+from broadcast.sources.cap_reader import (
+    _parse_time as _parse_time,
+)
+from broadcast.sources.cap_reader import (
+    _Reader as _Reader,
+)
+from broadcast.sources.cap_reader import (
+    _stripped as _stripped,
+)
 from broadcast.sources.cap_xml import Element, line_of, load_xml, split_tag, text_of
 
 __all__ = [
@@ -70,382 +149,12 @@ __all__ = [
     "parse_cap",
 ]
 
-NS_CAP_12 = "urn:oasis:names:tc:emergency:cap:1.2"
-NS_CAP_11 = "urn:oasis:names:tc:emergency:cap:1.1"
 NS_XMLDSIG = "http://www.w3.org/2000/09/xmldsig#"
 _VERSIONS = {NS_CAP_12: "1.2", NS_CAP_11: "1.1"}
 CPEAS_VALUE_NAME = "CPEAS Geographic Code"
 _ASCII_WHITESPACE = bytes(c for c in range(128) if chr(c).isspace())  # what str.split() drops
 _SIGNATURE_TAG = "{" + NS_XMLDSIG + "}Signature"
 _BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
-
-
-class CapStatus(StrEnum):
-    ACTUAL = "Actual"
-    EXERCISE = "Exercise"
-    SYSTEM = "System"
-    TEST = "Test"
-    DRAFT = "Draft"
-
-
-class CapMsgType(StrEnum):
-    ALERT = "Alert"
-    UPDATE = "Update"
-    CANCEL = "Cancel"
-    ACK = "Ack"
-    ERROR = "Error"
-
-
-class CapScope(StrEnum):
-    PUBLIC = "Public"
-    RESTRICTED = "Restricted"
-    PRIVATE = "Private"
-
-
-_ENUM_VALUES: dict[type[StrEnum], tuple[str, ...]] = {
-    enum: tuple(e.value for e in enum) for enum in (CapStatus, CapMsgType, CapScope)
-}
-_ENUM_MEMBERS: dict[type[StrEnum], dict[str, StrEnum]] = {
-    enum: {e.value: e for e in enum} for enum in (CapStatus, CapMsgType, CapScope)
-}
-_SEVERITIES = ("Extreme", "Severe", "Moderate", "Minor", "Unknown")
-_URGENCIES = ("Immediate", "Expected", "Future", "Past", "Unknown")
-_CERTAINTIES = ("Observed", "Likely", "Possible", "Unlikely", "Unknown")
-
-
-_B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-
-
-def _b64_packed(raw: str) -> bytes:
-    """The Base64 text as ASCII bytes; Unicode spaces (U+3000…) are dropped here, ASCII ones later."""
-    if raw.isascii():
-        return raw.encode("ascii")
-    return "".join(raw.split()).encode("ascii")  # other non-ASCII: UnicodeEncodeError (a ValueError)
-
-
-def check_base64(raw: str) -> bool:
-    """Would `decode_base64` accept ``raw``? The same verdict (``binascii.a2b_base64`` strict mode, as
-    Python 3.11 applies it once whitespace is gone), without decoding, in C-speed bytes operations:
-    alphabet characters, then only ``=`` (not first); D data characters and P ``=`` with D % 4 == 0
-    (any P), D % 4 == 2 and P == 2, or D % 4 == 3 and P == 1."""
-    try:
-        packed = _b64_packed(raw)
-    except ValueError:
-        return False
-    others = packed.translate(None, _B64_ALPHABET)  # whitespace, padding and anything invalid
-    rest = others.translate(None, _ASCII_WHITESPACE)
-    pads = len(rest)
-    data = len(packed) - len(others)
-    if pads:
-        if rest.strip(b"=") or not data:
-            return False  # invalid characters, or nothing but padding (leading padding)
-        if packed[packed.index(b"=") :].translate(None, _ASCII_WHITESPACE + b"="):
-            return False  # data after the padding (so also: padding before data)
-    tail = data % 4
-    return tail == 0 or (tail == 2 and pads == 2) or (tail == 3 and pads == 1)
-
-
-def decode_base64(raw: str) -> bytes:
-    """Embedded content (``derefUri``): line breaks are normal in long Base64; anything else outside the
-    alphabet, or wrong padding, is `ValueError` (``binascii.Error``)."""
-    return binascii.a2b_base64(_b64_packed(raw).translate(None, _ASCII_WHITESPACE), strict_mode=True)
-
-
-class CapResource:
-    """A CAP ``resource`` (read-only, compares and hashes like the frozen dataclass it replaced).
-
-    ``deref_uri`` (embedded content, e.g. a 500 KB MP3) is validated as Base64 by the parser but only
-    decoded on first use (and cached): most alerts are converted and filed without anyone playing it."""
-
-    __slots__ = ("_b64", "_deref", "description", "digest", "mime", "size", "uri")
-
-    description: str
-    mime: str
-    uri: str
-    digest: str
-    size: int | None
-    _deref: bytes | None
-    _b64: str
-
-    def __init__(
-        self,
-        description: str,
-        mime: str,
-        uri: str = "",
-        deref_uri: bytes = b"",
-        digest: str = "",
-        size: int | None = None,
-    ) -> None:
-        put = object.__setattr__
-        put(self, "description", description)
-        put(self, "mime", mime)
-        put(self, "uri", uri)
-        put(self, "digest", digest)
-        put(self, "size", size)
-        put(self, "_deref", deref_uri)
-        put(self, "_b64", "")
-
-    @classmethod
-    def embedded(
-        cls, description: str, mime: str, uri: str, b64: str, digest: str, size: int | None
-    ) -> CapResource:
-        """A resource whose ``deref_uri`` is the Base64 text ``b64``, already checked by
-        `check_base64` (so decoding it later cannot fail)."""
-        r = cls(description, mime, uri, b"", digest, size)
-        object.__setattr__(r, "_deref", None if b64 else b"")
-        object.__setattr__(r, "_b64", b64)
-        return r
-
-    @property
-    def deref_uri(self) -> bytes:
-        deref = self._deref
-        if deref is None:
-            deref = decode_base64(self._b64)
-            object.__setattr__(self, "_deref", deref)
-        return deref
-
-    def _key(self) -> tuple[Any, ...]:
-        return (self.description, self.mime, self.uri, self.deref_uri, self.digest, self.size)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CapResource):
-            return NotImplemented
-        if self is other:
-            return True
-        if (self.description, self.mime, self.uri, self.digest, self.size) != (
-            other.description,
-            other.mime,
-            other.uri,
-            other.digest,
-            other.size,
-        ):
-            return False
-        if self._b64 and self._b64 == other._b64:
-            return True  # the same text: no need to decode either
-        return self.deref_uri == other.deref_uri
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise FrozenInstanceError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise FrozenInstanceError(f"cannot delete field {name!r}")
-
-    def __repr__(self) -> str:
-        deref = (
-            repr(self._deref) if self._deref is not None else f"<{len(self._b64)} Base64 chars, not decoded>"
-        )
-        return (
-            f"CapResource(description={self.description!r}, mime={self.mime!r}, uri={self.uri!r}, "
-            f"deref_uri={deref}, digest={self.digest!r}, size={self.size!r})"
-        )
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (CapResource, self._key())
-
-
-@dataclass(frozen=True)
-class CapArea:
-    area_desc: str
-    # validated closed rings of (lat, lon): `CapRing`s, floats made on first use (see cap_polygon)
-    polygons: tuple[Sequence[tuple[float, float]], ...] = ()
-    circles: tuple[tuple[float, float, float], ...] = ()  # (lat, lon, radius_km)
-    geocodes: tuple[tuple[str, str], ...] = ()  # (value_name, value)
-
-
-@dataclass(frozen=True)
-class CapInfo:
-    language: str
-    category: tuple[str, ...]
-    event: str
-    urgency: str
-    severity: str
-    certainty: str
-    effective: datetime | None = None
-    onset: datetime | None = None
-    expires: datetime | None = None
-    sender_name: str = ""
-    headline: str = ""
-    description: str = ""
-    instruction: str = ""
-    parameters: tuple[tuple[str, str], ...] = ()
-    resources: tuple[CapResource, ...] = ()
-    areas: tuple[CapArea, ...] = ()
-
-
-@dataclass(frozen=True)
-class CapAlert:
-    identifier: str
-    sender: str
-    sent: datetime
-    status: CapStatus
-    msg_type: CapMsgType
-    scope: CapScope
-    # (sender, identifier, sent) with sent in `canonical_sent` form, as in SourceRef.sent of the original
-    references: tuple[tuple[str, str, str], ...] = ()
-    note: str = ""
-    infos: tuple[CapInfo, ...] = ()
-    version: str = "1.2"
-    signature_present: bool = False
-    warnings: tuple[str, ...] = field(default=(), compare=False)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Field readers
-
-
-_T = TypeVar("_T")
-
-
-def _built(cls: type[_T], values: dict[str, Any]) -> _T:
-    """An instance of the frozen dataclass ``cls`` from ``values`` (every field given), without the
-    per-field ``object.__setattr__`` of the generated ``__init__``: the parser makes thousands of them."""
-    obj = object.__new__(cls)
-    obj.__dict__.update(values)
-    return obj
-
-
-def _stripped(el: Element) -> str:
-    """The stripped character data of ``el``."""
-    return (text_of(el) if len(el) else (el.text or "")).strip()
-
-
-_CAP_NAMES = (
-    "identifier sender sent status msgType source scope restriction addresses code note references incidents "
-    "info language category event responseType urgency severity certainty audience eventCode effective onset "
-    "expires senderName headline description instruction web contact parameter resource area resourceDesc "
-    "mimeType size uri derefUri digest areaDesc polygon circle geocode altitude ceiling valueName value"
-).split()
-# prefix → {"{ns}name": name} for the CAP element names: a dict look-up instead of startswith + slicing
-# per child (other tags take the general path); never grows with what documents contain.
-_LOCAL = {
-    prefix: {prefix + name: name for name in _CAP_NAMES}
-    for prefix in ("{" + NS_CAP_12 + "}", "{" + NS_CAP_11 + "}", "")
-}
-_NO_NAMES: dict[str, str] = {}
-
-
-def _local_name(tag: str, prefix: str) -> str:
-    """The CAP local name of ``tag`` in document order semantics: a bare tag counts as CAP; "" for an
-    element of another namespace."""
-    if tag[0] == "{":
-        return tag[len(prefix) :] if prefix and tag.startswith(prefix) else ""
-    return tag
-
-
-def _children(node: Element, prefix: str) -> dict[str, list[Element]]:
-    """The node's CAP children by local name. With a CAP namespace (``prefix`` = ``"{ns}"``) its
-    elements come first, then un-namespaced ones (tolerated, see the module docstring), each in document
-    order; elements of any other namespace are left out."""
-    by_name: dict[str, list[Element]] = {}
-    known = _LOCAL.get(prefix, _NO_NAMES)
-    late: list[Element] = []
-    for c in node:
-        tag = c.tag
-        name = known.get(tag)
-        if name is None:
-            if prefix and tag[0] != "{":
-                late.append(c)
-                continue
-            name = _local_name(tag, prefix)
-            if not name:
-                continue
-        found = by_name.get(name)
-        if found is None:
-            by_name[name] = [c]
-        else:
-            found.append(c)
-    for c in late:
-        by_name.setdefault(c.tag, []).append(c)
-    return by_name
-
-
-class _Reader:
-    """Reads CAP fields from the tree, collecting warnings; ignores elements of foreign namespaces.
-
-    A node's children are indexed by local name on first use (CAP reading is many small look-ups), line
-    numbers are only looked up for messages, and identical polygon texts within one document (the en-US
-    and zh-CN infos repeat them) are validated once."""
-
-    def __init__(self, ns: str) -> None:
-        self.ns = ns
-        self.warnings: list[str] = []
-        self.rings: list[tuple[str, CapRing]] = []
-        self.prefix = "{" + ns + "}" if ns else ""
-        self._index: dict[Element, dict[str, list[Element]]] = {}
-
-    def fields(self, node: Element) -> dict[str, list[Element]]:
-        """The node's CAP children by local name (see `_children`)."""
-        by_name = self._index.get(node)
-        if by_name is None:
-            by_name = self._index[node] = _children(node, self.prefix)
-        return by_name
-
-    def kids(self, node: Element, name: str) -> list[Element]:
-        return self.fields(node).get(name, [])
-
-    def text(self, node: Element, name: str) -> str | None:
-        """The stripped character data of the first ``name`` child; None when there is none."""
-        found = self.fields(node).get(name)
-        return _stripped(found[0]) if found else None
-
-    def line(self, node: Element, name: str) -> int:
-        found = self.kids(node, name)
-        return line_of(found[0] if found else node)
-
-    def required(self, node: Element, name: str, where: str) -> str:
-        value = self.text(node, name)
-        if not value:
-            raise CapError(
-                CapErrorKind.MISSING_FIELD,
-                f"CAP 文档缺少必填字段 {name}（{where}，第 {line_of(node)} 行起），请检查发布系统输出",
-            )
-        return value
-
-    def enum_value(self, raw: str, allowed: tuple[str, ...], node: Element, name: str) -> str | None:
-        if raw in allowed:
-            return raw
-        for value in allowed:
-            if raw.lower().replace(" ", "") == value.lower():
-                line = self.line(node, name)
-                self.warnings.append(f"{name} 取值 {raw!r} 大小写不规范，按 {value} 处理（第 {line} 行）")
-                return value
-        return None
-
-    def time(self, node: Element, name: str, *, required: bool = False) -> datetime | None:
-        return self.time_of(self.text(node, name), node, name, required=required)
-
-    def time_of(
-        self, raw: str | None, node: Element, name: str, *, required: bool = False
-    ) -> datetime | None:
-        """The time written in ``raw`` (the text of ``node``'s first ``name`` child, or None)."""
-        if not raw:
-            if required:
-                self.required(node, name, "alert")
-            return None
-        value = _parse_time(raw)
-        if value is None:
-            line = self.line(node, name)
-            raise CapError(
-                CapErrorKind.BAD_VALUE,
-                f"CAP 字段 {name} 的时间 {raw!r} 无法识别（第 {line} 行），"
-                "应为 2024-06-12T08:30:00+08:00 格式",
-            )
-        if value.tzinfo is None:
-            line = self.line(node, name)
-            self.warnings.append(f"{name} 时间 {raw!r} 未带时区，按北京时间（+08:00）处理（第 {line} 行）")
-            value = value.replace(tzinfo=_BEIJING)
-        return value
-
-
-def _parse_time(raw: str) -> datetime | None:
-    """ISO 8601 as CAP writes it ("Z" and "-00:00" allowed, a space for "T" tolerated); may be naive."""
-    try:
-        return datetime.fromisoformat(raw.replace(" ", "T", 1) if "T" not in raw else raw)
-    except ValueError:
-        return None
 
 
 def canonical_sent(raw: str) -> str:
