@@ -31,34 +31,49 @@ import operator
 import re
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
-from enum import StrEnum
 from types import ModuleType
 from typing import Any
 
+from broadcast.audio.encode_level import level_pcm as level_pcm
+from broadcast.audio.encode_options import (
+    _GAIN_FILTER_RE as _GAIN_FILTER_RE,
+)
+from broadcast.audio.encode_options import (
+    LIMIT_HOLD_S as LIMIT_HOLD_S,
+)
+from broadcast.audio.encode_options import (
+    LIMIT_MARGIN_DB as LIMIT_MARGIN_DB,
+)
+from broadcast.audio.encode_options import (
+    MAX_GAIN_DB as MAX_GAIN_DB,
+)
+from broadcast.audio.encode_options import (
+    RMS_ABOVE_LUFS_DB as RMS_ABOVE_LUFS_DB,
+)
+from broadcast.audio.encode_options import (
+    WORK_RATE as WORK_RATE,
+)
+from broadcast.audio.encode_options import (
+    EncodeOptions as EncodeOptions,
+)
+from broadcast.audio.encode_options import (
+    GainLevel as GainLevel,
+)
+from broadcast.audio.encode_options import (
+    Loudness as Loudness,
+)
+from broadcast.audio.encode_options import (  # settings and pure helpers live there
+    OutputFormat as OutputFormat,
+)
+from broadcast.audio.encode_options import (
+    parse_gain_filter as parse_gain_filter,
+)
+from broadcast.audio.encode_options import (
+    pcm_input_args as pcm_input_args,
+)
 from broadcast.audio.ffmpeg import FfmpegError, ffmpeg_exe, run_ffmpeg, wav_bytes
 
-WORK_RATE = 22_050  # programmes are assembled as 16-bit mono PCM at this rate
 
-
-class OutputFormat(StrEnum):
-    MP3 = "mp3"  # IP terminals fetch this by URL
-    WAV = "wav"  # 16-bit PCM for FM / cable inserters
-
-
-class Loudness(StrEnum):
-    """How speech and uploads are brought to ``loudness_i``."""
-
-    LOUDNORM = "loudnorm"  # ffmpeg loudnorm, single pass: dynamic, ≈0.75 s for 50 s of speech
-    GAIN = "gain"  # one gain from the measured RMS level + a peak limiter at ``true_peak``: ≈0.06 s
-
-
-# Speech measured as plain RMS over the whole clip (pauses included, as ffmpeg ``volumedetect`` does) is
-# aimed this many dB *above* ``loudness_i``: the limiter then takes about 1 dB off, and the gated
-# integrated loudness (EBU R128) of espeak-ng speech lands at -16.1 ± 0.1 LUFS for any engine volume
-# (measured by tests/audio/test_levels.py).
-RMS_ABOVE_LUFS_DB = 1.0
-MAX_GAIN_DB = 30.0
 def _load_lameenc() -> ModuleType | None:
     try:
         return importlib.import_module("lameenc")
@@ -80,33 +95,6 @@ def _load_numpy() -> ModuleType | None:
 
 # numpy (``numpy>=1.26``) levels GAIN speech in-process; None: the ffmpeg filter chain does it instead.
 _np: ModuleType | None = _load_numpy()
-_GAIN_FILTER_RE = re.compile(
-    r"volume=(-?[0-9.]+)dB,alimiter=limit=([0-9.]+):attack=1:release=50:level=disabled"
-)
-# The in-process limiter holds its gain reduction this long either side of a peak and fades in and out
-# over the same time (no look-ahead is needed offline: the whole clip is at hand).
-LIMIT_HOLD_S = 0.005
-# MP3 coding can lift peaks a little above the PCM's: the in-process limiter aims this far below
-# ``true_peak`` (espeak-ng speech decoded from the MP3: -16.4 to -16.5 LUFS, true peak -1.8 to -2.0 dBFS
-# by ffmpeg ebur128, tests/audio/test_levels.py).
-LIMIT_MARGIN_DB = 0.2
-
-
-@dataclass(frozen=True)
-class GainLevel:
-    """A GAIN ``level_filter`` chain read back: the gain in dB and the limiter ceiling (linear)."""
-
-    gain_db: float
-    limit: float
-
-
-def parse_gain_filter(audio_filter: str | None) -> GainLevel | None:
-    """The gain and ceiling of a filter chain made by ``level_filter`` for ``Loudness.GAIN``; None for any
-    other chain (that one must go through ffmpeg)."""
-    if not audio_filter:
-        return None
-    m = _GAIN_FILTER_RE.fullmatch(audio_filter)
-    return GainLevel(float(m.group(1)), float(m.group(2))) if m else None
 
 
 def in_process_level(audio_filter: str | None) -> GainLevel | None:
@@ -117,55 +105,7 @@ def in_process_level(audio_filter: str | None) -> GainLevel | None:
     return parse_gain_filter(audio_filter)
 
 
-def level_pcm(pcm: bytes, level: GainLevel, sample_rate: int = WORK_RATE, out_rate: int | None = None) -> bytes:
-    """Apply ``level`` to 16-bit mono PCM in-process: the gain, then a peak limiter that keeps every sample
-    ≤ ``level.limit`` lowered by ``LIMIT_MARGIN_DB``. Blocking (≈10 ms a minute of speech); deterministic.
-
-    The limiter needs no look-ahead (the whole clip is here): the gain each sample needs is eroded with a
-    running minimum over ±2 × ``LIMIT_HOLD_S`` (in blocks) and then smoothed with a moving average over
-    ±``LIMIT_HOLD_S`` — an average of values each ≤ the need at the centre, so the ceiling holds exactly,
-    and the gain changes smoothly (no clicks). Digital silence stays digital silence.
-
-    ``out_rate`` (default: ``sample_rate``) resamples the result by linear interpolation — far cheaper
-    than LAME's resampler, never above the limited peaks, and its images fall above LAME's low-pass at
-    the MP3 rates used here."""
-    np = _np
-    if np is None:
-        raise RuntimeError("numpy is not installed: levelling goes through ffmpeg (filter_pcm())")
-    n = len(pcm) // 2
-    if n == 0:
-        return b""
-    x = np.frombuffer(pcm, dtype="<i2", count=n).astype(np.float64)
-    x *= 10 ** (level.gain_db / 20)
-    ceiling = level.limit * 10 ** (-LIMIT_MARGIN_DB / 20) * 32767
-    mag = np.abs(x)
-    if float(mag.max()) > ceiling:
-        need = np.minimum(1.0, ceiling / np.maximum(mag, 1e-9))
-        block = max(1, int(LIMIT_HOLD_S * sample_rate))
-        blocks = -(-n // block)
-        padded = np.ones(blocks * block)
-        padded[:n] = need
-        per_block = padded.reshape(blocks, block).min(axis=1)
-        held = per_block.copy()
-        held[1:] = np.minimum(held[1:], per_block[:-1])
-        held[:-1] = np.minimum(held[:-1], per_block[1:])
-        gain = np.repeat(held, block)[:n]
-        # Moving average over 2·block+1 samples (edges padded with the edge value).
-        r = block
-        ext = np.concatenate((np.full(r, gain[0]), gain, np.full(r, gain[-1])))
-        csum = np.concatenate(([0.0], np.cumsum(ext)))
-        smooth = (csum[2 * r + 1 :] - csum[: -2 * r - 1]) / (2 * r + 1)
-        x *= np.minimum(smooth, need)  # rounding in the cumulative sum must not lift a peak
-    if out_rate is not None and out_rate != sample_rate:
-        m = n * out_rate // sample_rate
-        x = np.interp(np.arange(m, dtype=np.float64) * (sample_rate / out_rate), np.arange(n), x)
-    out = np.clip(np.rint(x), -32768, 32767).astype("<i2")
-    return bytes(out.tobytes())
-
-
-async def numpy_levelled_mp3(
-    pieces: Sequence[bytes], level: GainLevel, options: EncodeOptions
-) -> bytes:
+async def numpy_levelled_mp3(pieces: Sequence[bytes], level: GainLevel, options: EncodeOptions) -> bytes:
     """Level work PCM ``pieces`` (taken together: one gain, one limiter) and resample them to ``mp3_rate``
     with numpy, then encode each piece with its own LAME encoder, in parallel threads; the
     encoded pieces are joined like ``mp3parts`` joins them. No process is started."""
@@ -180,31 +120,6 @@ async def numpy_levelled_mp3(
     parts = [levelled[a:b] for a, b in itertools.pairwise(bounds)]
     encoded = await asyncio.gather(*(asyncio.to_thread(lame_mp3, p, rate, options) for p in parts))
     return b"".join(encoded)
-
-
-@dataclass(frozen=True)
-class EncodeOptions:
-    mp3_rate: int = 24_000
-    mp3_bitrate_k: int = 48  # CBR
-    wav_rate: int = 48_000
-    loudness_i: float = -16.0  # LUFS target for speech (the chime sits at about -19 LUFS)
-    true_peak: float = -1.5  # dBTP
-    loudnorm: bool = True  # normalise the speech / upload (method: ``loudness``)
-    # GAIN measures within ±1 LU of the target on speech (tests/audio/test_levels.py) at a fraction of the
-    # time of loudnorm, so it is the default.
-    loudness: Loudness = Loudness.GAIN
-    # LAME quality (ffmpeg ``-compression_level``, 0 best … 9 fastest); 7 is ≈1.6× faster than LAME's
-    # default (3) and indistinguishable for speech at 48 kbit/s. None = the encoder's default.
-    mp3_quality: int | None = 7
-    # Speech longer than ``2 × MIN_CHUNK_S`` is split at pauses and its parts encoded by this many ffmpeg
-    # processes at once (MP3 frames of separate encodes concatenate; each join adds ≈50 ms to a pause).
-    encode_jobs: int = 2
-
-    def __post_init__(self) -> None:
-        if self.mp3_quality is not None and not 0 <= self.mp3_quality <= 9:
-            raise ValueError(f"mp3_quality must be 0..9 or None, got {self.mp3_quality}")
-        if self.encode_jobs < 1:
-            raise ValueError(f"encode_jobs must be at least 1, got {self.encode_jobs}")
 
 
 async def to_work_pcm(
@@ -374,10 +289,6 @@ async def filter_pcm(
     return out
 
 
-def pcm_input_args(sample_rate: int) -> list[str]:
-    return ["-f", "s16le", "-ar", str(sample_rate), "-ac", "1"]
-
-
 async def encode(
     pcm: bytes,
     fmt: OutputFormat,
@@ -515,7 +426,9 @@ async def lame_levelled_mp3(
     stdin, stdout, stderr = proc.stdin, proc.stdout, proc.stderr
 
     async def feed() -> None:
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # ffmpeg died: its exit code says why
+        with contextlib.suppress(
+            BrokenPipeError, ConnectionResetError
+        ):  # ffmpeg died: its exit code says why
             for piece in pieces:
                 stdin.write(piece)
             await stdin.drain()
