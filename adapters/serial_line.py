@@ -15,11 +15,12 @@ Note: pyserial's ``loop://`` URL does not work with asyncio; use a pty pair or `
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import weakref
 from collections.abc import Callable, Mapping
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import serial
 import serial_asyncio_fast
@@ -195,3 +196,27 @@ async def release_line(line: SerialLine) -> None:
         return
     del registry[line.url]
     await line.close()
+
+
+class _Attached(Protocol):
+    def detach(self) -> None: ...
+
+
+async def shut_down_device(
+    timer: asyncio.TimerHandle | None,
+    tick_task: asyncio.Task[None] | None,
+    device: _Attached | None,
+    line: SerialLine | None,
+) -> None:
+    """The common close of a serial-device adapter (FM, cable TV): stop its end-time timer and tick,
+    detach its device client from the line and release the line."""
+    if timer is not None:
+        timer.cancel()
+    if tick_task is not None:
+        tick_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await tick_task
+    if device is not None:
+        device.detach()
+    if line is not None:
+        await release_line(line)

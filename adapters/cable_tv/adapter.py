@@ -19,7 +19,6 @@ cable broadcast system's 23-digit code), ``original_network_id`` (1), ``ack_time
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -52,8 +51,8 @@ from adapters.serial_line import (
     SerialLineError,
     acquire_line,
     classify_line_failure,
-    release_line,
     require_setting,
+    shut_down_device,
 )
 from broadcast.clock import Clock
 from broadcast.model import (
@@ -203,17 +202,8 @@ class CableTvAdapter:
             self._set_reachable(False, exc.detail)
 
     async def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        if self._tick_task is not None:
-            self._tick_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._tick_task
-        if self._client is not None:
-            self._client.detach()
-        if self._line is not None:
-            await release_line(self._line)
-            self._line = None
+        await shut_down_device(self._timer, self._tick_task, self._client, self._line)
+        self._line = None
 
     def is_reachable(self, terminal_code: str) -> bool:
         return terminal_code == self.resource_code and self._reachable

@@ -20,7 +20,6 @@ Config keys: ``url`` (device path or socket://host:port), ``baudrate`` (9600), `
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -40,8 +39,8 @@ from adapters.serial_line import (
     SerialLineError,
     acquire_line,
     classify_line_failure,
-    release_line,
     require_setting,
+    shut_down_device,
 )
 from broadcast.clock import Clock
 from broadcast.model import (
@@ -144,17 +143,8 @@ class FmAdapter:
             self._set_reachable(False, exc.detail)
 
     async def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        if self._tick_task is not None:
-            self._tick_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._tick_task
-        if self._tx is not None:
-            self._tx.detach()
-        if self._line is not None:
-            await release_line(self._line)
-            self._line = None
+        await shut_down_device(self._timer, self._tick_task, self._tx, self._line)
+        self._line = None
 
     def is_reachable(self, terminal_code: str) -> bool:
         return terminal_code == self.resource_code and self._reachable
