@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import all_online, fleet_process, wait_for  # noqa: E402
-from broadcast.controller import Controller  # noqa: E402
+from broadcast.app.controller import Controller  # noqa: E402
 from broadcast.model import DeliveryOrder, MsgType, Priority, Severity  # noqa: E402
 from broadcast.settings import load_settings  # noqa: E402
 from broadcast.store.broadcasts import delivery_rows, get_broadcast  # noqa: E402

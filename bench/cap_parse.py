@@ -47,8 +47,9 @@ if str(ROOT) not in sys.path:
 
 from bench.corpus import Entry, generate, load_manifest  # noqa: E402
 from broadcast.clock import BEIJING  # noqa: E402
-from broadcast.sources.cap import CapError, parse_cap  # noqa: E402
-from broadcast.sources.cap_convert import to_draft  # noqa: E402
+from broadcast.sources.cap.convert import to_draft  # noqa: E402
+from broadcast.sources.cap.errors import CapError  # noqa: E402
+from broadcast.sources.cap.parse import parse_cap  # noqa: E402
 from terminals.geo import GeoIndex, PreparedPolygon, resolve_geometry, terminals_in_polygon  # noqa: E402
 from terminals.inventory import default_inventory  # noqa: E402
 

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.alert_to_air import cap  # noqa: E402
-from broadcast.controller import Controller  # noqa: E402
+from broadcast.app.controller import Controller  # noqa: E402
 from broadcast.model import DeliveryOrder, MsgType, Priority, Severity  # noqa: E402
 from broadcast.store.broadcasts import delivery_rows, get_broadcast  # noqa: E402
 from tests.contract.county import mixed_county  # noqa: E402

@@ -35,21 +35,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import all_online, fleet_process, wait_for  # noqa: E402
+from broadcast.app.controller import Controller  # noqa: E402
+from broadcast.app.interconnect import attach_interconnect  # noqa: E402
 from broadcast.clock import SystemClock  # noqa: E402
-from broadcast.controller import Controller  # noqa: E402
-from broadcast.interconnect.app import Interconnect  # noqa: E402
-from broadcast.interconnect.ebd import ResultCode  # noqa: E402
-from broadcast.interconnect.ids import EbdIdAllocator  # noqa: E402
-from broadcast.interconnect.keys import read_public_key, write_key_pair  # noqa: E402
-from broadcast.interconnect.package import unpack_ebdt  # noqa: E402
-from broadcast.interconnect.signing import (  # noqa: E402
-    Verifier,
-    VerifyResult,
-    generate_private_key,
-    public_key_to_pem,
-)
-from broadcast.interconnect.upper import PacketMaker, local_for_upper  # noqa: E402
-from broadcast.interconnect.wiring import attach_interconnect  # noqa: E402
+from broadcast.interconnect.ebd.ids import EbdIdAllocator  # noqa: E402
+from broadcast.interconnect.ebd.keys import read_public_key, write_key_pair  # noqa: E402
+from broadcast.interconnect.ebd.model import ResultCode  # noqa: E402
+from broadcast.interconnect.ebd.package import unpack_ebdt  # noqa: E402
+from broadcast.interconnect.ebd.signing import Verifier, VerifyResult, generate_private_key, public_key_to_pem  # noqa: E402
+from broadcast.interconnect.routes import Interconnect  # noqa: E402
+from broadcast.interconnect.upper import local_for_upper  # noqa: E402
+from broadcast.interconnect.upper_boundary import PacketMaker  # noqa: E402
 from broadcast.settings import load_settings  # noqa: E402
 from broadcast.store.broadcasts import delivery_rows, get_broadcast  # noqa: E402
 from broadcast.store.tables import broadcasts  # noqa: E402

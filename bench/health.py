@@ -42,22 +42,14 @@ from sqlalchemy import func, select
 
 from adapters.ip_speaker.adapter import IpSpeakerAdapter
 from broadcast.clock import BEIJING, ManualClock, SystemClock
-from broadcast.health import LinkTracker
+from broadcast.dispatch.links import LinkTracker
 from broadcast.model import DeliveryEvent, LinkState
 from broadcast.reports.health import Period, health_report
 from broadcast.store.db import make_engine, prepare_schema
 from broadcast.store.inventory import sync_inventory
 from broadcast.store.tables import link_events
-from sim.month import (
-    InProcessWire,
-    MonthRun,
-    MonthSink,
-    SocketWire,
-    build_scenario,
-    ground_truth,
-    make_adapter,
-    truth_days,
-)
+from sim.month import MonthRun, MonthSink, build_scenario, ground_truth, make_adapter, truth_days
+from sim.month_wires import InProcessWire, SocketWire
 from terminals.inventory import default_inventory
 
 START = datetime(2026, 11, 1, tzinfo=BEIJING)
@@ -227,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--db", type=Path, default=None, help="SQLite file of the in-process run (default: temp)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("broadcast.health").setLevel(logging.ERROR)
+    logging.getLogger("broadcast.dispatch.links").setLevel(logging.ERROR)
     logging.getLogger("adapters.ip_speaker.adapter").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory() as tmp:
         if args.mode in ("process", "all"):

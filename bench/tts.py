@@ -38,7 +38,7 @@ import edge_tts  # noqa: E402
 
 from broadcast.audio.cache import AudioCache  # noqa: E402
 from broadcast.audio.edge import EdgeTtsEngine  # noqa: E402
-from broadcast.audio.encode import EncodeOptions, Loudness  # noqa: E402
+from broadcast.audio.encode_options import EncodeOptions, Loudness  # noqa: E402
 from broadcast.audio.espeak import EspeakEngine  # noqa: E402
 from broadcast.audio.ffmpeg import run_ffmpeg  # noqa: E402
 from broadcast.audio.playout import LiveProgrammes  # noqa: E402

@@ -44,7 +44,7 @@ async def wait_for_signal() -> None:
 
 
 async def _run(settings: Settings) -> None:
-    from broadcast.controller import Controller
+    from broadcast.app.controller import Controller
 
     controller = await Controller.create(settings)
     await controller.start()
@@ -68,7 +68,8 @@ async def _run(settings: Settings) -> None:
 async def _terminals(settings: Settings, area: str | None, as_json: bool) -> int:
     from broadcast.store.db import make_engine, prepare_schema
     from broadcast.store.inventory import list_terminals
-    from terminals.inventory import UnknownAreaError, load_inventory
+    from terminals.inventory import load_inventory
+    from terminals.inventory_model import UnknownAreaError
 
     inv = load_inventory(settings.inventory_path)
     try:
@@ -116,9 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Sub-tools with their own argument parsers.
     if argv[:2] == ["cap", "check"]:
-        return _delegate("broadcast.sources.cap_check", argv[2:])
+        return _delegate("broadcast.sources.cap.check", argv[2:])
     if argv[:2] == ["ebd", "inspect"]:
-        return _delegate("broadcast.interconnect.inspect", argv[2:])
+        return _delegate("broadcast.interconnect.ebd.inspect", argv[2:])
     if argv[:2] == ["audio", "render"]:
         return _delegate("broadcast.audio.cli", argv[2:])
     if argv[:1] == ["report"]:

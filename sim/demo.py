@@ -11,8 +11,8 @@ import logging
 import sys
 from pathlib import Path
 
+from broadcast.app.controller import Controller
 from broadcast.cli import wait_for_signal
-from broadcast.controller import Controller
 from broadcast.settings import load_settings
 from sim.fleet import Fleet
 

@@ -15,23 +15,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from adapters.fm.device import ProgrammeInput, parse_programme_input
-from adapters.fm.uecp import (
-    STA,
-    STP,
+from adapters.fm.uecp import STA, STP, Frame, FrameDecoder, Rejected, StuffingVariant
+from adapters.fm.uecp_elements import (
     Ack,
     AckCode,
     ClockSet,
     Element,
-    Frame,
-    FrameDecoder,
     ManufacturerSpecific,
     PiSet,
     PsSet,
     PtySet,
     RadioTextSet,
-    Rejected,
     RtBuffer,
-    StuffingVariant,
     TaTpSet,
     UecpError,
 )

@@ -34,19 +34,15 @@ from adapters.ip_speaker.codec import (
     PacketType,
     encode_frame,
 )
-from adapters.ip_speaker.payloads import (
+from adapters.ip_speaker.payload_fields import (
     AUX_URL,
-    AuxItem,
     BroadcastType,
     BusinessType,
-    Heartbeat,
     PayloadError,
-    Reply,
     ResultCode,
-    StartBroadcast,
-    StopBroadcast,
     WorkState,
 )
+from adapters.ip_speaker.payloads import AuxItem, Heartbeat, Reply, StartBroadcast, StopBroadcast
 from broadcast.clock import Clock, SystemClock
 from broadcast.model import TerminalRef
 from sim.front_end_downlinks import Downlinks, _Downlink

@@ -23,16 +23,14 @@ from adapters.ip_speaker.codec import (
     PacketType,
     encode_frame,
 )
+from adapters.ip_speaker.payload_fields import PayloadError, ResultCode, WorkState
 from adapters.ip_speaker.payloads import (
     BroadcastRecords,
     BroadcastResult,
     FaultReport,
     Heartbeat,
-    PayloadError,
     Reply,
-    ResultCode,
     TaskSwitch,
-    WorkState,
 )
 from broadcast.model import TerminalRef
 

@@ -31,7 +31,8 @@ from enum import StrEnum
 from pathlib import Path
 
 from adapters.ip_speaker.codec import DecodeError, Frame, FrameDecoder, PacketType, encode_frame
-from adapters.ip_speaker.payloads import Heartbeat, PayloadError, Reply, WorkState
+from adapters.ip_speaker.payload_fields import PayloadError, WorkState
+from adapters.ip_speaker.payloads import Heartbeat, Reply
 from broadcast.model import TerminalRef
 
 

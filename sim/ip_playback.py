@@ -22,18 +22,9 @@ import aiohttp
 from adapters.ip_speaker.codec import (
     Frame,
 )
-from adapters.ip_speaker.payloads import (
-    BroadcastResult,
-    QueryReply,
-    Reply,
-    RequestPayload,
-    ResultCode,
-    StartBroadcast,
-    TaskFlag,
-    TaskSwitch,
-    TaskType,
-    WorkState,
-)
+from adapters.ip_speaker.params import QueryReply
+from adapters.ip_speaker.payload_fields import ResultCode, TaskFlag, TaskType, WorkState
+from adapters.ip_speaker.payloads import BroadcastResult, Reply, RequestPayload, StartBroadcast, TaskSwitch
 from broadcast.clock import Clock
 from sim.mp3 import NotMpegAudio, mpeg_duration
 

@@ -29,26 +29,25 @@ from adapters.ip_speaker.codec import (
     PacketType,
     encode_frame,
 )
-from adapters.ip_speaker.payloads import (
+from adapters.ip_speaker.params import Query, QueryReply, ReturnAddress, SetParams
+from adapters.ip_speaker.payload_fields import (
     AddressType,
+    FaultFlag,
+    PayloadError,
+    RecordState,
+    ResultCode,
+    WorkState,
+)
+from adapters.ip_speaker.payloads import (
     BroadcastRecord,
     BroadcastRecords,
     BroadcastResult,
-    FaultFlag,
     FaultReport,
     Heartbeat,
-    PayloadError,
-    Query,
-    QueryReply,
-    RecordState,
     Reply,
     RequestPayload,
-    ResultCode,
-    ReturnAddress,
-    SetParams,
     StartBroadcast,
     StopBroadcast,
-    WorkState,
 )
 from broadcast.clock import Clock, SystemClock
 from broadcast.model import TerminalRef

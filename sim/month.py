@@ -43,14 +43,13 @@ from enum import StrEnum
 
 from adapters.ip_speaker.adapter import IpSpeakerAdapter
 from adapters.ip_speaker.codec import Frame, PacketType, encode_frame
-from adapters.ip_speaker.payloads import FaultFlag, FaultReport, Heartbeat, WorkState
+from adapters.ip_speaker.payload_fields import FaultFlag, WorkState
+from adapters.ip_speaker.payloads import FaultReport, Heartbeat
 from broadcast.clock import BEIJING, ManualClock
-from broadcast.health import LinkTracker
+from broadcast.dispatch.links import LinkTracker
 from broadcast.model import DeliveryEvent, LinkState
-from sim.month_wires import InProcessWire as InProcessWire
-from sim.month_wires import SocketWire as SocketWire
 from sim.month_wires import Wire
-from terminals.inventory import Inventory
+from terminals.inventory_model import Inventory
 
 DAY_S = 86_400
 

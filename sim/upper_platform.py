@@ -21,7 +21,8 @@ import aiohttp
 from aiohttp import web
 
 from broadcast.clock import BEIJING, Clock, SystemClock
-from broadcast.interconnect.ebd import (
+from broadcast.interconnect.ebd.ids import EbdIdAllocator, parse_ebd_id
+from broadcast.interconnect.ebd.model import (
     EBD,
     EBM,
     Body,
@@ -40,16 +41,9 @@ from broadcast.interconnect.ebd import (
     ResultCode,
     RptType,
 )
-from broadcast.interconnect.ids import EbdIdAllocator, parse_ebd_id
-from broadcast.interconnect.package import pack_ebdt, tar_name, unpack_ebdt
-from broadcast.interconnect.signing import (
-    PublicKey,
-    Signer,
-    Verifier,
-    VerifyResult,
-    generate_private_key,
-)
-from broadcast.interconnect.xml_build import build_ebd
+from broadcast.interconnect.ebd.package import pack_ebdt, tar_name, unpack_ebdt
+from broadcast.interconnect.ebd.signing import PublicKey, Signer, Verifier, VerifyResult, generate_private_key
+from broadcast.interconnect.ebd.xml_build import build_ebd
 from broadcast.model import MsgType
 
 PROVINCE = "25300000000000103010101"  # Yunnan province platform (level 2, area 530000)

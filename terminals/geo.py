@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 from broadcast.model import TerminalRef
 
 if TYPE_CHECKING:
-    from terminals.inventory import Inventory
+    from terminals.inventory_model import Inventory
 
 __all__ = [
     "EARTH_RADIUS_KM",

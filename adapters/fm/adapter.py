@@ -33,7 +33,8 @@ from adapters.fm.device import (
     ProgrammeInput,
     programme_input_element,
 )
-from adapters.fm.uecp import Element, PiSet, PsSet, PtySet, RadioTextSet, StuffingVariant, TaTpSet
+from adapters.fm.uecp import StuffingVariant
+from adapters.fm.uecp_elements import Element, PiSet, PsSet, PtySet, RadioTextSet, TaTpSet
 from adapters.serial_line import (
     SerialLine,
     SerialLineError,

@@ -24,17 +24,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from adapters.fm.uecp import (
-    Ack,
-    AckCode,
-    Element,
-    Frame,
-    FrameDecoder,
-    ManufacturerSpecific,
-    Rejected,
-    StuffingVariant,
-    UecpError,
-)
+from adapters.fm.uecp import Frame, FrameDecoder, Rejected, StuffingVariant
+from adapters.fm.uecp_elements import Ack, AckCode, Element, ManufacturerSpecific, UecpError
 from adapters.serial_line import LineFailure, SerialLine, SerialLineError
 
 _LOG = logging.getLogger(__name__)

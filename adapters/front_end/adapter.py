@@ -29,23 +29,19 @@ from adapters.front_end import reports
 from adapters.front_end.batch import Batch, Batcher, BatchKey
 from adapters.front_end.relay import chunks, classify_relayed
 from adapters.front_end.state import Collector, FrontEndState
-from adapters.ip_speaker.adapter import start_payload
 from adapters.ip_speaker.codec import DecodeError, Frame, HeaderVariant, PacketType, encode_frame
 from adapters.ip_speaker.link import Link, LinkLost
+from adapters.ip_speaker.orders import start_payload
+from adapters.ip_speaker.payload_fields import BusinessType, FaultFlag, PayloadError, ResultCode, WorkState
 from adapters.ip_speaker.payloads import (
     BroadcastRecords,
     BroadcastResult,
-    BusinessType,
-    FaultFlag,
     FaultReport,
     Heartbeat,
-    PayloadError,
     Reply,
-    ResultCode,
     StopBroadcast,
     TaskSwitch,
     UnsupportedBusiness,
-    WorkState,
 )
 from adapters.ip_speaker.terminal_state import TerminalState
 from broadcast.clock import Clock

@@ -10,13 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from adapters.ip_speaker.payloads import (
-    BroadcastRecords,
-    BroadcastResult,
-    RecordState,
-    TaskFlag,
-    TaskSwitch,
-)
+from adapters.ip_speaker.payload_fields import RecordState, TaskFlag
+from adapters.ip_speaker.payloads import BroadcastRecords, BroadcastResult, TaskSwitch
 from adapters.ip_speaker.terminal_state import TerminalState
 from broadcast.model import DeliveryEvent, DeliveryStatus, FailureReason
 

@@ -31,26 +31,19 @@ from adapters.ip_speaker.codec import (
 )
 from adapters.ip_speaker.link import Link, LinkLost
 from adapters.ip_speaker.orders import broadcast_type_for, start_payload
+from adapters.ip_speaker.params import Query, QueryReply, ReturnAddress, SetParams
+from adapters.ip_speaker.payload_fields import BUSY_RESULTS, FaultFlag, PayloadError, ResultCode, WorkState
 from adapters.ip_speaker.payloads import (
-    BUSY_RESULTS,
     BroadcastRecords,
     BroadcastResult,
-    FaultFlag,
     FaultReport,
     Heartbeat,
     Payload,
-    PayloadError,
-    Query,
-    QueryReply,
     Reply,
     RequestPayload,
-    ResultCode,
-    ReturnAddress,
-    SetParams,
     StopBroadcast,
     TaskSwitch,
     UnsupportedBusiness,
-    WorkState,
 )
 from adapters.ip_speaker.reports import ReportHandling
 from adapters.ip_speaker.terminal_state import TerminalState

@@ -7,7 +7,8 @@ Never: does I/O, reads the clock, keeps state, or decides whether or when to sen
 
 from __future__ import annotations
 
-from adapters.ip_speaker.payloads import AUX_URL, AuxItem, BroadcastType, StartBroadcast
+from adapters.ip_speaker.payload_fields import AUX_URL, BroadcastType
+from adapters.ip_speaker.payloads import AuxItem, StartBroadcast
 from broadcast.model import DeliveryOrder, Priority, Severity
 
 

@@ -15,14 +15,8 @@ from datetime import UTC, datetime
 from adapters.base import AdapterSink
 from adapters.ip_speaker.codec import Frame
 from adapters.ip_speaker.link import Link
-from adapters.ip_speaker.payloads import (
-    BroadcastRecords,
-    BroadcastResult,
-    RecordState,
-    ResultCode,
-    TaskFlag,
-    TaskSwitch,
-)
+from adapters.ip_speaker.payload_fields import RecordState, ResultCode, TaskFlag
+from adapters.ip_speaker.payloads import BroadcastRecords, BroadcastResult, TaskSwitch
 from adapters.ip_speaker.terminal_state import TerminalState
 from broadcast.clock import Clock
 from broadcast.model import DeliveryEvent, DeliveryStatus, FailureReason, LinkState

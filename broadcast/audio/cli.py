@@ -17,7 +17,7 @@ from pathlib import Path
 
 from broadcast.audio.cache import DEFAULT_MAX_BYTES, AudioCache
 from broadcast.audio.edge import KNOWN_VOICES, EdgeTtsEngine
-from broadcast.audio.encode import OutputFormat
+from broadcast.audio.encode_options import OutputFormat
 from broadcast.audio.engines import AllEnginesFailed, TtsEngine
 from broadcast.audio.espeak import EspeakEngine
 from broadcast.audio.ffmpeg import FfmpegError

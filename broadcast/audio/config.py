@@ -40,7 +40,7 @@ from enum import StrEnum
 from typing import Any
 
 from broadcast.audio.cache import AudioCache
-from broadcast.audio.encode import EncodeOptions, Loudness
+from broadcast.audio.encode_options import EncodeOptions, Loudness
 from broadcast.audio.engines import EngineChain, TtsEngine
 from broadcast.audio.render import MAX_REPEATS, AudioRenderer
 from broadcast.clock import Clock

@@ -34,42 +34,17 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
-from broadcast.audio.encode_level import level_pcm as level_pcm
-from broadcast.audio.encode_options import (
-    _GAIN_FILTER_RE as _GAIN_FILTER_RE,
-)
-from broadcast.audio.encode_options import (
-    LIMIT_HOLD_S as LIMIT_HOLD_S,
-)
-from broadcast.audio.encode_options import (
-    LIMIT_MARGIN_DB as LIMIT_MARGIN_DB,
-)
-from broadcast.audio.encode_options import (
-    MAX_GAIN_DB as MAX_GAIN_DB,
-)
-from broadcast.audio.encode_options import (
-    RMS_ABOVE_LUFS_DB as RMS_ABOVE_LUFS_DB,
-)
-from broadcast.audio.encode_options import (
-    WORK_RATE as WORK_RATE,
-)
-from broadcast.audio.encode_options import (
-    EncodeOptions as EncodeOptions,
-)
-from broadcast.audio.encode_options import (
-    GainLevel as GainLevel,
-)
-from broadcast.audio.encode_options import (
-    Loudness as Loudness,
-)
+from broadcast.audio.encode_level import level_pcm
 from broadcast.audio.encode_options import (  # settings and pure helpers live there
-    OutputFormat as OutputFormat,
-)
-from broadcast.audio.encode_options import (
-    parse_gain_filter as parse_gain_filter,
-)
-from broadcast.audio.encode_options import (
-    pcm_input_args as pcm_input_args,
+    MAX_GAIN_DB,
+    RMS_ABOVE_LUFS_DB,
+    WORK_RATE,
+    EncodeOptions,
+    GainLevel,
+    Loudness,
+    OutputFormat,
+    parse_gain_filter,
+    pcm_input_args,
 )
 from broadcast.audio.ffmpeg import FfmpegError, ffmpeg_exe, run_ffmpeg, wav_bytes
 

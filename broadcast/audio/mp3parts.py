@@ -22,15 +22,13 @@ import re
 from collections.abc import Iterator
 
 from broadcast.audio.encode import (
-    WORK_RATE,
-    EncodeOptions,
-    OutputFormat,
     encode,
     in_process_level,
     in_process_mp3,
     lame_levelled_mp3,
     numpy_levelled_mp3,
 )
+from broadcast.audio.encode_options import WORK_RATE, EncodeOptions, OutputFormat
 
 MIN_CHUNK_S = 8.0  # shorter speech is encoded in one piece: a second process would cost more than it saves
 MIN_PAUSE_S = 0.05  # a split point needs at least this much digital silence

@@ -23,17 +23,14 @@ from enum import StrEnum
 from pathlib import Path
 
 from broadcast.audio.cache import AudioCache, content_key
-from broadcast.audio.encode import (
+from broadcast.audio.encode import encode, filter_pcm, level_filter, to_work_pcm
+from broadcast.audio.encode_options import (
     RMS_ABOVE_LUFS_DB,
     WORK_RATE,
     EncodeOptions,
     Loudness,
     OutputFormat,
-    encode,
-    filter_pcm,
-    level_filter,
     pcm_input_args,
-    to_work_pcm,
 )
 from broadcast.audio.engines import EngineChain, Speech, SpeechFormat, TtsEngine
 from broadcast.audio.mp3parts import encode_mp3, mp3_duration_s

@@ -20,7 +20,8 @@ from enum import StrEnum
 from pathlib import Path
 
 from broadcast.audio.cache import AudioCache
-from broadcast.audio.encode import WORK_RATE, EncodeOptions, OutputFormat, encode, pcm_input_args, to_work_pcm
+from broadcast.audio.encode import encode, to_work_pcm
+from broadcast.audio.encode_options import WORK_RATE, EncodeOptions, OutputFormat, pcm_input_args
 from broadcast.audio.ffmpeg import FfmpegError, run_ffmpeg
 from broadcast.audio.truncation import mp3_truncated, wav_truncated
 from broadcast.model import AudioRef

@@ -17,7 +17,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from broadcast.codes import normalise_area_code
-from broadcast.interconnect.ebd import (
+from broadcast.interconnect.ebd.model import (
     EBM,
     BrdStateCode,
     Coverage,
@@ -30,16 +30,12 @@ from broadcast.interconnect.ebd import (
     ResBrdSystem,
     ResultCode,
 )
-from broadcast.interconnect.resources import ADAPTER_TYPE_CODES as ADAPTER_TYPE_CODES
-from broadcast.interconnect.resources import AdapterCodes as AdapterCodes
-from broadcast.interconnect.resources import InfoOrState as InfoOrState
-from broadcast.interconnect.resources import adapter_codes as adapter_codes
-from broadcast.interconnect.resources import brd_log_window as brd_log_window
-from broadcast.interconnect.resources import resource_report as resource_report
-from broadcast.interconnect.snapshot import AdapterCount as AdapterCount
-from broadcast.interconnect.snapshot import BroadcastSnapshot as BroadcastSnapshot
-from broadcast.interconnect.snapshot import TerminalStatus as TerminalStatus
-from broadcast.interconnect.xml_build import format_time
+from broadcast.interconnect.ebd.xml_build import format_time
+from broadcast.interconnect.resources import (
+    AdapterCodes,
+    adapter_codes,
+)
+from broadcast.interconnect.snapshot import BroadcastSnapshot
 from broadcast.model import (
     BroadcastState,
     Content,
@@ -49,7 +45,7 @@ from broadcast.model import (
     SourceKind,
     SourceRef,
 )
-from terminals.inventory import Inventory
+from terminals.inventory_model import Inventory
 
 # ---- EBM → draft --------------------------------------------------------------------------------
 

@@ -24,18 +24,18 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, exists, or_, select
 
-from broadcast.interconnect.convert import AdapterCount, BroadcastSnapshot, TerminalStatus
-from broadcast.interconnect.ebd import ResultCode
-from broadcast.interconnect.upper import UpperRefusal
+from broadcast.interconnect.ebd.model import ResultCode
+from broadcast.interconnect.snapshot import AdapterCount, BroadcastSnapshot, TerminalStatus
+from broadcast.interconnect.upper_boundary import UpperRefusal
 from broadcast.lifecycle import TransitionError
 from broadcast.model import BroadcastState, DeliveryStatus, LinkState, MessageDraft, MsgType
 from broadcast.store import broadcasts as store
 from broadcast.store.inventory import list_terminals
 from broadcast.store.tables import broadcasts, deliveries
-from terminals.inventory import Inventory, UnknownAreaError
+from terminals.inventory_model import Inventory, UnknownAreaError
 
 if TYPE_CHECKING:
-    from broadcast.controller import Controller
+    from broadcast.app.controller import Controller
 
 log = logging.getLogger(__name__)
 

@@ -28,17 +28,14 @@ from typing import TYPE_CHECKING
 import aiohttp
 
 from broadcast.clock import Clock
-from broadcast.interconnect.convert import (
-    BroadcastSnapshot,
-    brd_state,
-    draft_to_ebm,
-    resource_report,
-    state_response,
-)
-from broadcast.interconnect.ebd import ConnectionCheck, OMDType
+from broadcast.interconnect.convert import brd_state, draft_to_ebm, state_response
+from broadcast.interconnect.ebd.model import ConnectionCheck, OMDType
+from broadcast.interconnect.ebd.signing import Verifier
 from broadcast.interconnect.outbox import post_ebd
-from broadcast.interconnect.signing import Verifier
-from broadcast.interconnect.upper import CountyFacade, UpperPeer, UpwardQueue, upper_origin
+from broadcast.interconnect.resources import resource_report
+from broadcast.interconnect.snapshot import BroadcastSnapshot
+from broadcast.interconnect.upper import upper_origin
+from broadcast.interconnect.upper_boundary import CountyFacade, UpperPeer, UpwardQueue
 from broadcast.model import BroadcastState, MsgType
 
 if TYPE_CHECKING:

@@ -35,11 +35,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcast.clock import BEIJING
 from broadcast.codes import normalise_area_code
-from broadcast.interconnect.convert import BroadcastSnapshot
 from broadcast.interconnect.outbox import Outbox, PayloadKind
+from broadcast.interconnect.snapshot import BroadcastSnapshot
 from broadcast.model import MsgType
 from broadcast.store.tables import UtcDateTime, metadata
-from terminals.inventory import Inventory
+from terminals.inventory_model import Inventory
 
 SCHEMA = "ebc.media.broadcast/1"
 _MSG_TYPE_ZH = {

@@ -37,9 +37,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcast.clock import Clock
-from broadcast.interconnect.ebd import EbdError, EBDResponse, ResultCode
-from broadcast.interconnect.package import tar_name, unpack_ebdt
-from broadcast.interconnect.signing import Verifier, VerifyResult
+from broadcast.interconnect.ebd.model import EbdError, EBDResponse, ResultCode
+from broadcast.interconnect.ebd.package import tar_name, unpack_ebdt
+from broadcast.interconnect.ebd.signing import Verifier, VerifyResult
 from broadcast.store.tables import UtcDateTime, metadata
 
 log = logging.getLogger(__name__)

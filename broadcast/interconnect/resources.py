@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from broadcast.codes import ResourceSubtype
-from broadcast.interconnect.ebd import (
+from broadcast.interconnect.ebd.model import (
     EBRASInfo,
     EBRASState,
     EBRBSInfo,
@@ -36,7 +36,7 @@ from broadcast.interconnect.snapshot import BroadcastSnapshot, TerminalStatus
 from broadcast.model import (
     LinkState,
 )
-from terminals.inventory import Inventory
+from terminals.inventory_model import Inventory
 
 # ---- inventory → resource info / state ----------------------------------------------------------
 

@@ -27,15 +27,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcast.clock import Clock
-from broadcast.interconnect.convert import (
-    ConvertError,
-    brd_item,
-    brd_log_window,
-    ebm_to_draft,
-    resource_report,
-    state_response,
-)
-from broadcast.interconnect.ebd import (
+from broadcast.interconnect.convert import ConvertError, brd_item, ebm_to_draft, state_response
+from broadcast.interconnect.ebd.ids import parse_ebd_id
+from broadcast.interconnect.ebd.model import (
     EBD,
     EBM,
     Body,
@@ -50,15 +44,15 @@ from broadcast.interconnect.ebd import (
     OMDType,
     ResultCode,
 )
-from broadcast.interconnect.ids import parse_ebd_id
-from broadcast.interconnect.package import unpack_ebdt
-from broadcast.interconnect.signing import Verifier, signature_result_code
-from broadcast.interconnect.upper_boundary import CountyFacade as CountyFacade
-from broadcast.interconnect.upper_boundary import Outgoing as Outgoing
-from broadcast.interconnect.upper_boundary import PacketMaker as PacketMaker
-from broadcast.interconnect.upper_boundary import UpperPeer as UpperPeer
-from broadcast.interconnect.upper_boundary import UpperRefusal as UpperRefusal
-from broadcast.interconnect.upper_boundary import UpwardQueue as UpwardQueue
+from broadcast.interconnect.ebd.package import unpack_ebdt
+from broadcast.interconnect.ebd.signing import Verifier, signature_result_code
+from broadcast.interconnect.resources import brd_log_window, resource_report
+from broadcast.interconnect.upper_boundary import (
+    CountyFacade,
+    UpperPeer,
+    UpperRefusal,
+    UpwardQueue,
+)
 from broadcast.model import MsgType
 from broadcast.store.tables import UtcDateTime, metadata
 

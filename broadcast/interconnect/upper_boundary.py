@@ -17,24 +17,15 @@ from datetime import datetime
 from typing import Protocol
 
 from broadcast.clock import Clock
-from broadcast.interconnect.convert import (
-    BroadcastSnapshot,
-    TerminalStatus,
-)
-from broadcast.interconnect.ebd import (
-    EBD,
-    Body,
-    ConnectionCheck,
-    EBDHeader,
-    ResultCode,
-)
-from broadcast.interconnect.ids import EbdIdAllocator
+from broadcast.interconnect.ebd.ids import EbdIdAllocator
+from broadcast.interconnect.ebd.model import EBD, Body, ConnectionCheck, EBDHeader, ResultCode
+from broadcast.interconnect.ebd.package import pack_ebdt
+from broadcast.interconnect.ebd.signing import Signer
+from broadcast.interconnect.ebd.xml_build import build_ebd
 from broadcast.interconnect.outbox import Outbox, PayloadKind
-from broadcast.interconnect.package import pack_ebdt
-from broadcast.interconnect.signing import Signer
-from broadcast.interconnect.xml_build import build_ebd
+from broadcast.interconnect.snapshot import BroadcastSnapshot, TerminalStatus
 from broadcast.model import MessageDraft
-from terminals.inventory import Inventory
+from terminals.inventory_model import Inventory
 
 # ---- the boundary with the county core ----------------------------------------------------------
 

@@ -27,7 +27,8 @@ from broadcast.reports.health import DEFAULT_CHRONIC_DAYS, Period, health_report
 from broadcast.reports.store import ReportKind, purge_expired, save_report
 from broadcast.settings import SettingsError, load_settings
 from broadcast.store.db import make_engine, prepare_schema
-from terminals.inventory import InventoryError, load_inventory
+from terminals.inventory import load_inventory
+from terminals.inventory_model import InventoryError
 
 
 def _parser() -> argparse.ArgumentParser:

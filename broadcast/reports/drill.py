@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcast.clock import BEIJING
 from broadcast.reports.effect import BroadcastNotFoundError, evaluate, load_broadcast
-from broadcast.schedule import DrillOutcome, drill_runs
-from terminals.inventory import Inventory
+from broadcast.schedule.drill_service import drill_runs
+from broadcast.schedule.drills import DrillOutcome
+from terminals.inventory_model import Inventory
 
 OUTCOME_ZH = {
     DrillOutcome.STARTED: "进行中/未确认",

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from broadcast.clock import BEIJING
 from broadcast.model import DeliveryStatus
 from broadcast.store.tables import broadcasts, deliveries
-from terminals.inventory import Area, Inventory, UnknownAreaError
+from terminals.inventory_model import Area, Inventory, UnknownAreaError
 
 FAILED_STATUSES = frozenset({DeliveryStatus.FAILED, DeliveryStatus.OFFLINE, DeliveryStatus.CANCELLED})
 SILENT_STATUSES = frozenset({DeliveryStatus.QUEUED, DeliveryStatus.SENT, DeliveryStatus.OFFLINE})

@@ -39,7 +39,7 @@ from terminals.availability import (
     days_of,
     fleet_availability,
 )
-from terminals.inventory import Inventory, UnknownAreaError
+from terminals.inventory_model import Inventory, UnknownAreaError
 
 DEFAULT_CHRONIC_DAYS = 3.0
 DAY_S = 86_400.0

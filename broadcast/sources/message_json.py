@@ -28,7 +28,7 @@ from broadcast.model import (
     SourceKind,
     SourceRef,
 )
-from broadcast.sources.cap_events import match_zh
+from broadcast.sources.cap.events import match_zh
 
 MAX_BYTES = 64 * 1024
 DEFAULT_DURATION = timedelta(hours=6)

@@ -18,9 +18,9 @@ def _register_component_tables() -> None:
     import broadcast.interconnect.outbox
     import broadcast.interconnect.upper
     import broadcast.reports.store
-    import broadcast.schedule
+    import broadcast.schedule.drill_service
     import broadcast.security.install
-    import broadcast.sources.feeds  # noqa: F401
+    import broadcast.sources.feeds.poller  # noqa: F401
 
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcast.model import LinkState
 from broadcast.store.tables import areas, link_events, terminals
-from terminals.inventory import Inventory
+from terminals.inventory_model import Inventory
 
 
 async def sync_inventory(engine: AsyncEngine, inv: Inventory) -> tuple[int, int]:

@@ -35,10 +35,10 @@ from broadcast.reports.effect import BroadcastNotFoundError, effect_report
 from broadcast.reports.render import effect_html
 from broadcast.security.roles import Permission, Rule
 from broadcast.web.jsonutil import json_response
-from terminals.inventory import Area, Inventory
+from terminals.inventory_model import Area, Inventory
 
 if TYPE_CHECKING:
-    from broadcast.controller import Controller
+    from broadcast.app.controller import Controller
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,8 @@ from broadcast.audio.cache import AudioCache
 from broadcast.audio.upload import UploadProblem, UploadRejected, validate_upload
 from broadcast.clock import BEIJING, Clock
 from broadcast.interconnect import media
-from broadcast.programmes import ProgrammeService, ScheduleError
+from broadcast.schedule.programme_specs import ScheduleError
+from broadcast.schedule.programmes import ProgrammeService
 from broadcast.security.audit import AuditAction
 from broadcast.security.context import SECURITY, audit_request
 from broadcast.security.middleware import principal_of

@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from broadcast.clock import BEIJING
-from broadcast.desk import DeskError, Taken
+from broadcast.policy.desk import DeskError, Taken
 from broadcast.security.audit import AuditAction
 from broadcast.security.context import audit_request
 from broadcast.security.middleware import principal_of
 from broadcast.web.jsonutil import json_response
 
 if TYPE_CHECKING:
-    from broadcast.controller import Controller
+    from broadcast.app.controller import Controller
 
 
 def _iso(ts: datetime | None) -> str | None:

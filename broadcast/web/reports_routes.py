@@ -18,15 +18,15 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from broadcast.clock import BEIJING
-from broadcast.health import LinkTracker
+from broadcast.dispatch.links import LinkTracker
 from broadcast.model import LinkState
-from broadcast.ops import OpsService, StoredReport
 from broadcast.reports import render
 from broadcast.reports.health import Period
+from broadcast.reports.jobs import OpsService, StoredReport
 from broadcast.reports.store import ReportKind
 from broadcast.web.jsonutil import json_response
 from terminals.availability import AVAILABLE_STATES
-from terminals.inventory import Inventory, UnknownAreaError
+from terminals.inventory_model import Inventory, UnknownAreaError
 
 
 class OpsHost(Protocol):

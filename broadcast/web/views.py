@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from broadcast.clock import BEIJING
+from broadcast.dispatch.receipts import summarise
 from broadcast.model import MsgType, Severity
-from broadcast.receipts import summarise
 from broadcast.store import broadcasts as store
 from broadcast.store.inventory import list_terminals
 from broadcast.web.jsonutil import json_response
 
 if TYPE_CHECKING:
-    from broadcast.controller import Controller
+    from broadcast.app.controller import Controller
 
 
 def _iso(ts: datetime | None) -> str | None:

@@ -12,7 +12,8 @@ import pytest
 from adapters.base import FailureKind, Outcome
 from adapters.fm.adapter import FmAdapter, radiotext_for
 from adapters.fm.device import ProgrammeInput
-from adapters.fm.uecp import AckCode, StuffingVariant
+from adapters.fm.uecp import StuffingVariant
+from adapters.fm.uecp_elements import AckCode
 from broadcast.clock import ManualClock
 from broadcast.model import (
     DeliveryEvent,

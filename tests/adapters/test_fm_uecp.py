@@ -6,27 +6,22 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from adapters.fm.uecp import (
+from adapters.fm.uecp import Frame, FrameDecoder, Rejected, StuffingVariant, crc16, stuff
+from adapters.fm.uecp_elements import (
     Ack,
     AckCode,
     ClockSet,
     Element,
-    Frame,
-    FrameDecoder,
     ManufacturerSpecific,
     PiSet,
     PsSet,
     PtySet,
     RadioTextSet,
-    Rejected,
     RtBuffer,
-    StuffingVariant,
     TaTpSet,
     UecpError,
-    crc16,
     decode_elements,
     encode_element,
-    stuff,
 )
 
 VARIANTS = list(StuffingVariant)

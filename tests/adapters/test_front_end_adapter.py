@@ -10,7 +10,7 @@ import pytest
 
 from adapters.base import FailureKind, Outcome
 from adapters.front_end.adapter import FrontEndAdapter, FrontEndConfigError
-from adapters.ip_speaker.payloads import BusinessType, ResultCode
+from adapters.ip_speaker.payload_fields import BusinessType, ResultCode
 from broadcast.clock import ManualClock
 from broadcast.model import DeliveryStatus, LinkState
 from tests.contract.rigs import FRONT_END, T0, FrontEndDriver, audio_server, until

@@ -17,7 +17,9 @@ from aiohttp import web
 from adapters.base import Adapter, FailureKind, Outcome
 from adapters.ip_speaker.adapter import IpSpeakerAdapter, IpSpeakerConfigError
 from adapters.ip_speaker.codec import Frame, FrameDecoder, HeaderVariant, PacketType, encode_frame
-from adapters.ip_speaker.payloads import BusinessType, FaultReport, Heartbeat, QueryReply, Reply, ResultCode
+from adapters.ip_speaker.params import QueryReply
+from adapters.ip_speaker.payload_fields import BusinessType, ResultCode
+from adapters.ip_speaker.payloads import FaultReport, Heartbeat, Reply
 from broadcast.clock import ManualClock
 from broadcast.model import (
     DeliveryEvent,
@@ -31,7 +33,8 @@ from broadcast.model import (
     TerminalKind,
     TerminalRef,
 )
-from sim.ip_terminal import FETCH_FAILED, SimTerminal
+from sim.ip_playback import FETCH_FAILED
+from sim.ip_terminal import SimTerminal
 
 PLATFORM = "45301810000000101010101"
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)

@@ -19,16 +19,13 @@ from adapters.ip_speaker.codec import (
     SignatureTrailer,
     encode_frame,
 )
+from adapters.ip_speaker.params import Query, QueryReply
+from adapters.ip_speaker.payload_fields import AUX_URL, BusinessType, PayloadError
 from adapters.ip_speaker.payloads import (
-    AUX_URL,
     AuxItem,
     BroadcastResult,
-    BusinessType,
     FaultReport,
     Heartbeat,
-    PayloadError,
-    Query,
-    QueryReply,
     Reply,
     StartBroadcast,
     StopBroadcast,

@@ -7,17 +7,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from adapters.base import FailureKind, Outcome
-from adapters.ip_speaker.payloads import (
-    AddressType,
-    BroadcastRecord,
-    BroadcastRecords,
-    PayloadError,
-    QueryReply,
-    RecordState,
-    ReturnAddress,
-    SetParams,
-    decode_business,
-)
+from adapters.ip_speaker.params import QueryReply, ReturnAddress, SetParams
+from adapters.ip_speaker.payload_fields import AddressType, PayloadError, RecordState
+from adapters.ip_speaker.payloads import BroadcastRecord, BroadcastRecords, decode_business
 from broadcast.model import DeliveryStatus
 from tests.contract.rigs import IpDriver, audio_server, until
 

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from broadcast.audio.cache import AudioCache
-from broadcast.audio.encode import EncodeOptions
+from broadcast.audio.encode_options import EncodeOptions
 from broadcast.audio.engines import Speech, TtsError, TtsFailure
 from broadcast.audio.espeak import EspeakEngine
 from broadcast.audio.ffmpeg import ffmpeg_exe

@@ -13,7 +13,7 @@ import pytest
 
 from broadcast.audio.cache import AudioCache
 from broadcast.audio.config import AudioConfigError, EngineKind, audio_config, build_chain, build_renderer
-from broadcast.audio.encode import Loudness
+from broadcast.audio.encode_options import Loudness
 from broadcast.clock import ManualClock
 from broadcast.model import Severity
 from tests.audio.edge_stub import EdgeStub, StubMode

@@ -15,9 +15,10 @@ import pytest
 
 from broadcast.audio.cache import AudioCache
 from broadcast.audio.edge import EdgeTtsEngine
+from broadcast.audio.encode_options import EncodeOptions
 from broadcast.audio.engines import EngineChain, Speech, SpeechFormat, TtsError, TtsFailure
 from broadcast.audio.espeak import EspeakEngine
-from broadcast.audio.render import AudioRenderer, EncodeOptions
+from broadcast.audio.render import AudioRenderer
 from broadcast.clock import ManualClock
 from tests.audio.edge_stub import EdgeStub, StubMode
 from tests.audio.helpers import SENTENCE, CountingEngine, decode

@@ -10,15 +10,8 @@ import re
 import pytest
 
 from broadcast.audio import encode as encode_mod
-from broadcast.audio.encode import (
-    WORK_RATE,
-    EncodeOptions,
-    OutputFormat,
-    encode,
-    in_process_mp3,
-    level_filter,
-    rms_dbfs,
-)
+from broadcast.audio.encode import encode, in_process_mp3, level_filter, rms_dbfs
+from broadcast.audio.encode_options import WORK_RATE, EncodeOptions, OutputFormat
 from broadcast.audio.ffmpeg import run_ffmpeg
 from broadcast.audio.mp3parts import encode_mp3, mp3_duration_s
 from broadcast.audio.tone import chime_pcm, silence_pcm

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from broadcast.audio.cache import AudioCache
-from broadcast.audio.encode import WORK_RATE, EncodeOptions, Loudness
+from broadcast.audio.encode_options import WORK_RATE, EncodeOptions, Loudness
 from broadcast.audio.espeak import EspeakEngine
 from broadcast.audio.ffmpeg import run_ffmpeg
 from broadcast.audio.mp3parts import encode_mp3, split_at_pauses

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from broadcast.audio.cache import AudioCache
-from broadcast.audio.encode import EncodeOptions, Loudness
+from broadcast.audio.encode_options import EncodeOptions, Loudness
 from broadcast.audio.espeak import EspeakEngine
 from broadcast.audio.render import AudioRenderer, Layout
 from tests.audio.helpers import SENTENCE, decode

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from broadcast.audio.normalize import digits_zh, int_to_zh, normalise_for_speech, number_to_zh
+from broadcast.audio.normalize import normalise_for_speech
+from broadcast.audio.normalize_lexicon import digits_zh, int_to_zh, number_to_zh
 
 # (category, written, spoken) — phrases in the style of CMA / emergency-management warnings.
 CASES: list[tuple[str, str, str]] = [

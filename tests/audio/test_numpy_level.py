@@ -10,18 +10,15 @@ import math
 import pytest
 
 from broadcast.audio import encode as encode_mod
-from broadcast.audio.encode import (
+from broadcast.audio.encode import encode, in_process_level, level_filter, rms_dbfs
+from broadcast.audio.encode_level import level_pcm
+from broadcast.audio.encode_options import (
     LIMIT_MARGIN_DB,
     WORK_RATE,
     EncodeOptions,
     GainLevel,
     OutputFormat,
-    encode,
-    in_process_level,
-    level_filter,
-    level_pcm,
     parse_gain_filter,
-    rms_dbfs,
 )
 from broadcast.audio.mp3parts import encode_mp3, split_at_pauses
 from tests.audio.test_lame_encode import _decode, _frames_ok, _speechlike

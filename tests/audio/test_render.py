@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from broadcast.audio.cache import AudioCache
+from broadcast.audio.encode_options import EncodeOptions, OutputFormat
 from broadcast.audio.espeak import EspeakEngine
-from broadcast.audio.render import AudioRenderer, EncodeOptions, OutputFormat
+from broadcast.audio.render import AudioRenderer
 from broadcast.audio.tone import CLOSING_NOTES_HZ, OPENING_NOTES_HZ
 from tests.audio.helpers import SENTENCE, CountingEngine, decode, samples, tone_fraction
 

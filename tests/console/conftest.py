@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-import broadcast.web.app as app_module
-from broadcast.controller import Controller
+import broadcast.app.web as app_module
+from broadcast.app.controller import Controller
 from broadcast.security import accounts
 from broadcast.security.passwords import Passwords
 from broadcast.security.roles import Role

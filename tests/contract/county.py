@@ -21,7 +21,7 @@ from adapters.cable_tv.adapter import CableTvAdapter
 from adapters.fm.adapter import FmAdapter
 from adapters.front_end.adapter import FrontEndAdapter
 from adapters.registry import AdapterFactory, discover
-from broadcast.controller import Controller
+from broadcast.app.controller import Controller
 from broadcast.settings import load_settings
 from sim.cable_inserter import CableInserterSim
 from sim.fleet import Fleet

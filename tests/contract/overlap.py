@@ -28,6 +28,7 @@ from typing import Any
 
 from adapters.fm.adapter import radiotext_for
 from adapters.fm.device import ProgrammeInput
+from broadcast.dispatch.preemption import Rank, rank
 from broadcast.model import (
     Content,
     DeliveryOrder,
@@ -37,7 +38,6 @@ from broadcast.model import (
     SourceKind,
     SourceRef,
 )
-from broadcast.preemption import Rank, rank
 from broadcast.store.broadcasts import delivery_rows, get_broadcast
 from sim.ip_terminal import SimTerminal
 from tests.contract.county import CABLE_CODE, FM_CODE, MixedCounty

@@ -20,7 +20,7 @@ from adapters.cable_tv.link import NackReason
 from adapters.fm.adapter import FmAdapter
 from adapters.front_end.adapter import FrontEndAdapter
 from adapters.ip_speaker.adapter import IpSpeakerAdapter
-from adapters.ip_speaker.payloads import ResultCode
+from adapters.ip_speaker.payload_fields import ResultCode
 from broadcast.clock import ManualClock
 from broadcast.model import (
     DeliveryEvent,

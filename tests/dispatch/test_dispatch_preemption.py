@@ -18,7 +18,9 @@ from sqlalchemy import select
 from adapters.base import AdapterSink, Capability, FailureKind, SendResult
 from adapters.registry import AdapterRegistry
 from broadcast.clock import ManualClock
-from broadcast.dispatch import Dispatcher, RetryPolicy
+from broadcast.dispatch.dispatcher import Dispatcher, RetryPolicy
+from broadcast.dispatch.preemption import order_rank
+from broadcast.dispatch.receipts import ReceiptBook
 from broadcast.model import (
     Content,
     DeliveryEvent,
@@ -33,8 +35,6 @@ from broadcast.model import (
     TerminalKind,
     TerminalRef,
 )
-from broadcast.preemption import order_rank
-from broadcast.receipts import ReceiptBook
 from broadcast.store import broadcasts as store
 from broadcast.store.db import make_engine, prepare_schema
 from broadcast.store.tables import deliveries, delivery_events

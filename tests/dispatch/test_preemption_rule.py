@@ -6,10 +6,10 @@ import itertools
 
 import pytest
 
-from adapters.ip_speaker.adapter import start_payload
+from adapters.ip_speaker.orders import start_payload
+from broadcast.dispatch.preemption import SourceLevel, preempts, rank
 from broadcast.model import DeliveryOrder, MsgType, Priority, Severity
-from broadcast.preemption import SourceLevel, preempts, rank
-from sim.ip_terminal import terminal_rank
+from sim.ip_playback import terminal_rank
 from tests.dispatch.test_dispatch_preemption import T0
 
 P, S, L = Priority, Severity, SourceLevel

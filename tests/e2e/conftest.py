@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from broadcast.controller import Controller
+from broadcast.app.controller import Controller
 from broadcast.security import accounts
 from broadcast.security.passwords import Passwords
 from broadcast.security.roles import Role

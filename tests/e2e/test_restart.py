@@ -7,7 +7,7 @@ from pathlib import Path
 
 import aiohttp
 
-from broadcast.controller import Controller
+from broadcast.app.controller import Controller
 from sim.fleet import Fleet
 from tests.e2e.capdoc import make_cap
 from tests.e2e.conftest import AUTH, settings_for, wait_until

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from broadcast.clock import BEIJING
-from broadcast.interconnect.ebd import (
+from broadcast.interconnect.ebd.model import (
     EBD,
     EBM,
     Auxiliary,

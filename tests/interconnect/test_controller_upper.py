@@ -16,10 +16,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from broadcast.controller import Controller
-from broadcast.interconnect.app import Interconnect
+from broadcast.app.controller import Controller
+from broadcast.app.interconnect import attach_interconnect
 from broadcast.interconnect.convert import ebm_to_draft
-from broadcast.interconnect.ebd import (
+from broadcast.interconnect.ebd.keys import read_public_key, write_key_pair
+from broadcast.interconnect.ebd.model import (
     EBM,
     BrdStateCode,
     EBDType,
@@ -31,10 +32,9 @@ from broadcast.interconnect.ebd import (
     ResultCode,
     RptType,
 )
+from broadcast.interconnect.ebd.signing import public_key_to_pem
 from broadcast.interconnect.facade import ControllerFacade, CountyRefusal, RefusalKind
-from broadcast.interconnect.keys import read_public_key, write_key_pair
-from broadcast.interconnect.signing import public_key_to_pem
-from broadcast.interconnect.wiring import attach_interconnect
+from broadcast.interconnect.routes import Interconnect
 from broadcast.model import BroadcastState, MsgType, Priority
 from broadcast.store import broadcasts as store
 from sim.fleet import Fleet

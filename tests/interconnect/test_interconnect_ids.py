@@ -8,10 +8,10 @@ import pytest
 from ebd_samples import CITY, COUNTY
 
 from broadcast.clock import ManualClock
-from broadcast.interconnect.ids import (
+from broadcast.codes import ebm_id
+from broadcast.interconnect.ebd.ids import (
     EbdIdAllocator,
     EbdKind,
-    ebm_id,
     heartbeat_ebd_id,
     make_ebd_id,
     parse_ebd_id,

@@ -10,11 +10,11 @@ from pathlib import Path
 from ebd_samples import BODIES, EBD_ID, EBM_ID, make_ebd
 
 from broadcast.clock import ManualClock
-from broadcast.interconnect.ebd import EBDType
-from broadcast.interconnect.inspect import main
-from broadcast.interconnect.package import body_name, pack_ebdt, signature_name, tar_name
-from broadcast.interconnect.signing import Signer, generate_private_key
-from broadcast.interconnect.xml_build import build_ebd
+from broadcast.interconnect.ebd.inspect import main
+from broadcast.interconnect.ebd.model import EBDType
+from broadcast.interconnect.ebd.package import body_name, pack_ebdt, signature_name, tar_name
+from broadcast.interconnect.ebd.signing import Signer, generate_private_key
+from broadcast.interconnect.ebd.xml_build import build_ebd
 
 DATA = Path(__file__).parent.parent / "data" / "ebd"
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from ebd_samples import BODIES, EBD_ID, make_ebd
 
-from broadcast.interconnect.ebd import EbdError, EbdErrorKind, EBDType, ResultCode
-from broadcast.interconnect.package import pack_ebdt, read_members, tar_name, unpack_ebdt
-from broadcast.interconnect.xml_build import build_ebd
+from broadcast.interconnect.ebd.model import EbdError, EbdErrorKind, EBDType, ResultCode
+from broadcast.interconnect.ebd.package import pack_ebdt, read_members, tar_name, unpack_ebdt
+from broadcast.interconnect.ebd.xml_build import build_ebd
 
 DATA = Path(__file__).parent.parent / "data" / "ebd"
 

@@ -11,8 +11,8 @@ from ebd_samples import BODIES, EBD_ID, make_ebd
 from tongsuopy.crypto import hashes
 
 from broadcast.clock import ManualClock
-from broadcast.interconnect.ebd import EBDType, ResultCode
-from broadcast.interconnect.signing import (
+from broadcast.interconnect.ebd.model import EBDType, ResultCode
+from broadcast.interconnect.ebd.signing import (
     SignatureFile,
     SignatureForm,
     Signer,
@@ -28,7 +28,7 @@ from broadcast.interconnect.signing import (
     public_key_to_pem,
     signature_result_code,
 )
-from broadcast.interconnect.xml_build import build_ebd
+from broadcast.interconnect.ebd.xml_build import build_ebd
 
 DATA = Path(__file__).parent.parent / "data" / "ebd"
 CLOCK = ManualClock(datetime(2026, 11, 5, 1, 30, tzinfo=UTC))

@@ -11,22 +11,22 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from broadcast.interconnect import keys as keys_cli
-from broadcast.interconnect.keys import (
-    KeyFault,
-    KeyFileError,
-    read_private_key,
-    read_public_key,
-    write_key_pair,
-)
-from broadcast.interconnect.signing import public_key_to_hex
-from broadcast.interconnect.wiring import (
+from broadcast.app.interconnect import (
     ConfigFault,
     InterconnectConfigError,
     attach_interconnect,
     interconnect_settings,
     load_keys,
 )
+from broadcast.interconnect.ebd import keys as keys_cli
+from broadcast.interconnect.ebd.keys import (
+    KeyFault,
+    KeyFileError,
+    read_private_key,
+    read_public_key,
+    write_key_pair,
+)
+from broadcast.interconnect.ebd.signing import public_key_to_hex
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "interconnect.example.toml"
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from ebd_samples import BODIES, CITY, COUNTY, EBD_ID, T0, make_ebd
 
-from broadcast.interconnect.ebd import EBM, EbdError, EbdErrorKind, EBDType, EBMStateRequest, ResultCode
-from broadcast.interconnect.ids import parse_ebm_id, parse_resource_id
-from broadcast.interconnect.xml_build import build_ebd
-from broadcast.interconnect.xml_parse import parse_ebd
+from broadcast.interconnect.ebd.ids import parse_ebm_id, parse_resource_id
+from broadcast.interconnect.ebd.model import EBM, EbdError, EbdErrorKind, EBDType, EBMStateRequest, ResultCode
+from broadcast.interconnect.ebd.xml_build import build_ebd
+from broadcast.interconnect.ebd.xml_parse import parse_ebd
 
 DATA = Path(__file__).parent.parent / "data" / "ebd"
 

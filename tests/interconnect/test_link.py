@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from upper_helpers import county_rig
 
-from broadcast.interconnect.ebd import EBDType
+from broadcast.interconnect.ebd.model import EBDType
 from broadcast.interconnect.link import PeerLinkState
 from sim.upper_platform import PROVINCE
 

@@ -18,12 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcast.audio.cache import AudioCache
 from broadcast.audio.config import AudioConfig
-from broadcast.audio.encode import EncodeOptions
+from broadcast.audio.encode_options import EncodeOptions
 from broadcast.audio.ffmpeg import run_ffmpeg
 from broadcast.clock import ManualClock
 from broadcast.interconnect import media
 from broadcast.model import MessageDraft, Priority, SourceKind
-from broadcast.programmes import ProgrammeService, SlotOutcome
+from broadcast.schedule.programme_specs import SlotOutcome
+from broadcast.schedule.programmes import ProgrammeService
 from broadcast.security import accounts
 from broadcast.security.install import install as install_security
 from broadcast.security.passwords import Passwords

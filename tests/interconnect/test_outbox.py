@@ -10,12 +10,13 @@ import aiohttp
 from upper_helpers import COUNTY_CERT_SN, COUNTY_KEY, START
 
 from broadcast.clock import ManualClock
-from broadcast.interconnect.ebd import ConnectionCheck, EBRPSState, ResourceState, ResultCode
-from broadcast.interconnect.ids import EbdIdAllocator
+from broadcast.interconnect.ebd.ids import EbdIdAllocator
+from broadcast.interconnect.ebd.model import ConnectionCheck, EBRPSState, ResourceState, ResultCode
+from broadcast.interconnect.ebd.signing import Signer, Verifier
 from broadcast.interconnect.outbox import Outbox, OutboxState, RetryPolicy, create_tables
-from broadcast.interconnect.signing import Signer, Verifier
-from broadcast.interconnect.upper import PacketMaker, UpwardQueue, last_issued_serial
 from broadcast.interconnect.upper import create_tables as create_inbox
+from broadcast.interconnect.upper import last_issued_serial
+from broadcast.interconnect.upper_boundary import PacketMaker, UpwardQueue
 from broadcast.store.db import make_engine
 from sim.upper_platform import PROVINCE, PROVINCE_CERT_SN, ProvincePlatform
 from terminals.inventory import default_inventory

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from upper_helpers import COUNTY_KEY, county_rig
 
-from broadcast.interconnect.ebd import EBD, EBDHeader, EBDResponse, ResultCode
-from broadcast.interconnect.package import pack_ebdt, unpack_ebdt
-from broadcast.interconnect.signing import Signer, Verifier, VerifyResult, generate_private_key
-from broadcast.interconnect.xml_build import build_ebd
+from broadcast.interconnect.ebd.model import EBD, EBDHeader, EBDResponse, ResultCode
+from broadcast.interconnect.ebd.package import pack_ebdt, unpack_ebdt
+from broadcast.interconnect.ebd.signing import Signer, Verifier, VerifyResult, generate_private_key
+from broadcast.interconnect.ebd.xml_build import build_ebd
 from broadcast.model import MsgType, Priority, SourceKind
 
 DATA = Path(__file__).parent.parent / "data" / "ebd"

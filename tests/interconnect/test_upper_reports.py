@@ -8,8 +8,7 @@ from pathlib import Path
 
 from upper_helpers import county_rig
 
-from broadcast.interconnect.convert import TerminalStatus
-from broadcast.interconnect.ebd import (
+from broadcast.interconnect.ebd.model import (
     EBM,
     BrdStateCode,
     EBDType,
@@ -23,6 +22,7 @@ from broadcast.interconnect.ebd import (
     ResultCode,
     RptType,
 )
+from broadcast.interconnect.snapshot import TerminalStatus
 from broadcast.model import BroadcastState, LinkState
 
 

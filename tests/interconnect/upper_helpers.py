@@ -15,16 +15,17 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcast.clock import ManualClock
-from broadcast.interconnect.app import Interconnect, InterconnectSettings, install
-from broadcast.interconnect.convert import AdapterCount, BroadcastSnapshot, TerminalStatus
+from broadcast.interconnect.ebd.signing import Signer, Verifier, generate_private_key
 from broadcast.interconnect.link import LinkTiming
-from broadcast.interconnect.signing import Signer, Verifier, generate_private_key
-from broadcast.interconnect.upper import UpperPeer
+from broadcast.interconnect.routes import Interconnect, InterconnectSettings, install
+from broadcast.interconnect.snapshot import AdapterCount, BroadcastSnapshot, TerminalStatus
+from broadcast.interconnect.upper_boundary import UpperPeer
 from broadcast.model import BroadcastState, LinkState, MessageDraft
 from broadcast.store.db import make_engine
 from sim.media_centre import MediaCentre
 from sim.upper_platform import PROVINCE, PROVINCE_CERT_SN, ProvincePlatform
-from terminals.inventory import Inventory, default_inventory
+from terminals.inventory import default_inventory
+from terminals.inventory_model import Inventory
 
 COUNTY_CERT_SN = "000000000101"
 COUNTY_KEY = generate_private_key()

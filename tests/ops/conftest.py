@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 import broadcast.reports.store  # noqa: F401  (registers the reports table on the shared metadata)
 from broadcast.store.db import make_engine, prepare_schema
 from broadcast.store.inventory import sync_inventory
-from terminals.inventory import Inventory, default_inventory
+from terminals.inventory import default_inventory
+from terminals.inventory_model import Inventory
 
 
 @pytest.fixture

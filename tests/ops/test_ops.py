@@ -14,11 +14,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcast.clock import BEIJING, ManualClock
 from broadcast.model import MessageDraft
-from broadcast.ops import OpsConfig, OpsConfigError, OpsService, drill_service_for, due_day, due_month
 from broadcast.reports.health import Period
+from broadcast.reports.jobs import (
+    OpsConfig,
+    OpsConfigError,
+    OpsService,
+    drill_service_for,
+    due_day,
+    due_month,
+)
 from broadcast.reports.store import ReportKind
 from broadcast.store.tables import link_events
-from terminals.inventory import Inventory
+from terminals.inventory_model import Inventory
 
 
 def bj(month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:

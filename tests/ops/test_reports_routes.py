@@ -13,11 +13,11 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcast.clock import BEIJING, ManualClock
-from broadcast.health import LinkTracker
+from broadcast.dispatch.links import LinkTracker
 from broadcast.model import LinkState
-from broadcast.ops import OpsService
+from broadcast.reports.jobs import OpsService
 from broadcast.web.reports_routes import add_report_routes
-from terminals.inventory import Inventory
+from terminals.inventory_model import Inventory
 
 KEY: web.AppKey[Any] = web.AppKey("controller")
 NOW = datetime(2026, 11, 20, 12, tzinfo=BEIJING)

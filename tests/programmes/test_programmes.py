@@ -9,15 +9,15 @@ import pytest
 
 from broadcast.clock import ManualClock
 from broadcast.model import MessageDraft, Priority, SourceKind
-from broadcast.programmes import (
+from broadcast.schedule.programme_specs import (
     ProgrammeConfigError,
     ProgrammeConfigFault,
-    ProgrammeService,
     SlotOutcome,
     build_draft,
     due_slot,
     programmes_from_config,
 )
+from broadcast.schedule.programmes import ProgrammeService
 from broadcast.store.broadcasts import DuplicateSourceError
 
 AREA = "530181008000"

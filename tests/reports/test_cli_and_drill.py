@@ -18,10 +18,11 @@ from broadcast.reports import cli
 from broadcast.reports.drill import drill_report
 from broadcast.reports.render import drill_html
 from broadcast.reports.store import ReportKind, latest_report, purge_expired, save_report
-from broadcast.schedule import drill_runs
+from broadcast.schedule.drill_service import drill_runs
 from broadcast.store.db import make_engine, prepare_schema
 from broadcast.store.tables import broadcasts, deliveries, link_events
-from terminals.inventory import Inventory, default_inventory
+from terminals.inventory import default_inventory
+from terminals.inventory_model import Inventory
 
 T0 = datetime(2026, 11, 4, 2, 0, tzinfo=UTC)
 

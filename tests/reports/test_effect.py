@@ -16,7 +16,7 @@ from broadcast.model import DeliveryStatus, FailureReason
 from broadcast.reports import render
 from broadcast.reports.effect import BroadcastNotFoundError, effect_report
 from broadcast.store.tables import broadcasts, deliveries
-from terminals.inventory import Inventory
+from terminals.inventory_model import Inventory
 
 RECEIVED = datetime(2026, 11, 4, 2, 0, 0, tzinfo=UTC)
 

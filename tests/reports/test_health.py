@@ -17,7 +17,7 @@ from broadcast.clock import BEIJING
 from broadcast.reports import render
 from broadcast.reports.health import Period, health_report
 from broadcast.store.tables import link_events
-from terminals.inventory import Inventory
+from terminals.inventory_model import Inventory
 
 DAY = 86_400.0
 NOV = [date(2026, 11, d) for d in range(1, 31)]

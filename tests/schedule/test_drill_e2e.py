@@ -12,7 +12,8 @@ from broadcast.clock import BEIJING
 from broadcast.reports.drill import drill_report
 from broadcast.reports.effect import effect_report
 from broadcast.reports.health import Period, health_report
-from broadcast.schedule import DrillOutcome, DrillService, DrillSpec, pipeline_submitter
+from broadcast.schedule.drill_service import DrillService, pipeline_submitter
+from broadcast.schedule.drills import DrillOutcome, DrillSpec
 from tests.e2e.conftest import County, county, wait_until  # noqa: F401  (county is a fixture)
 
 STREET = "530181003"  # 八街街道

@@ -20,7 +20,8 @@ from broadcast.audio.render import AudioRenderer
 from broadcast.audio.templates import load_templates
 from broadcast.clock import BEIJING, ManualClock
 from broadcast.model import MessageDraft
-from broadcast.schedule import DrillService, DrillSpec, build_draft, drill_prerenderer, next_slot
+from broadcast.schedule.drill_service import DrillService
+from broadcast.schedule.drills import DrillSpec, build_draft, drill_prerenderer, next_slot
 from broadcast.store.db import make_engine, prepare_schema
 from tests.e2e.conftest import wait_until
 

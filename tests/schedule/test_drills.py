@@ -12,19 +12,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcast.clock import BEIJING, ManualClock
 from broadcast.model import MessageDraft, MsgType, SourceKind
-from broadcast.schedule import (
+from broadcast.schedule.drill_service import DrillService, run_drill_job, sync_url
+from broadcast.schedule.drills import (
     DrillConfigError,
     DrillKind,
     DrillOutcome,
-    DrillService,
     DrillSpec,
     MisfireDecision,
     build_draft,
     drills_from_config,
     misfire_decision,
-    run_drill_job,
     slots_between,
-    sync_url,
 )
 from broadcast.store.broadcasts import DuplicateSourceError
 from broadcast.store.db import make_engine, prepare_schema

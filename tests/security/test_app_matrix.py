@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from broadcast.controller import Controller
+from broadcast.app.controller import Controller
+from broadcast.app.web import MATRIX, make_app
 from broadcast.security.install import unruled_routes
 from broadcast.security.roles import PUBLIC, Role, permissions_for
-from broadcast.web.app import MATRIX, make_app
 from tests.e2e.conftest import settings_for
 
 OP, AP, AD, AU = Role.OPERATOR, Role.APPROVER, Role.ADMIN, Role.AUDITOR

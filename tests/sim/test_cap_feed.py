@@ -15,10 +15,12 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcast.clock import BEIJING, ManualClock
-from broadcast.sources.cap import CapMsgType, parse_cap
-from broadcast.sources.cap_convert import to_draft
-from broadcast.sources.feeds import FeedConfig, FeedErrorKind, FeedPoller
-from broadcast.sources.feeds_formats import parse_atom
+from broadcast.sources.cap.convert import to_draft
+from broadcast.sources.cap.model import CapMsgType
+from broadcast.sources.cap.parse import parse_cap
+from broadcast.sources.feeds.config import FeedConfig, FeedErrorKind
+from broadcast.sources.feeds.formats import parse_atom
+from broadcast.sources.feeds.poller import FeedPoller
 from broadcast.store.db import make_engine
 from sim.cap_feed import CapFeedServer, Colour, publication, rainstorm_scenario
 

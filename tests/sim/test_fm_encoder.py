@@ -3,16 +3,8 @@
 from __future__ import annotations
 
 from adapters.fm.device import ProgrammeInput, programme_input_element
-from adapters.fm.uecp import (
-    Ack,
-    AckCode,
-    Frame,
-    FrameDecoder,
-    PsSet,
-    PtySet,
-    RadioTextSet,
-    StuffingVariant,
-)
+from adapters.fm.uecp import Frame, FrameDecoder, StuffingVariant
+from adapters.fm.uecp_elements import Ack, AckCode, PsSet, PtySet, RadioTextSet
 from sim.fm_encoder import FmEncoderSim
 
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from adapters.base import Outcome
-from adapters.ip_speaker.payloads import BusinessType
+from adapters.ip_speaker.payload_fields import BusinessType
 from broadcast.model import DeliveryStatus
 from sim.front_end import LocalRefused
 from tests.contract.rigs import FrontEndDriver, audio_server, until

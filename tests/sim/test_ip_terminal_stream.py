@@ -14,7 +14,7 @@ from aiohttp import web
 
 from broadcast.model import DeliveryStatus, FailureReason
 from broadcast.web.live import live_audio_handler
-from sim.ip_terminal import FETCH_FAILED, STREAM_BROKEN
+from sim.ip_playback import FETCH_FAILED, STREAM_BROKEN
 from sim.mp3 import mpeg_duration
 from tests.adapters.test_ip_speaker_adapter import T0, Rig, make_rig, until
 from tests.audio.helpers import SENTENCE

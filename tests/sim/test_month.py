@@ -13,27 +13,26 @@ import pytest
 from sqlalchemy import func, select
 
 from broadcast.clock import BEIJING, ManualClock
-from broadcast.health import LinkTracker
+from broadcast.dispatch.links import LinkTracker
 from broadcast.reports.health import Period, health_report
 from broadcast.store.db import make_engine, prepare_schema
 from broadcast.store.inventory import sync_inventory
 from broadcast.store.tables import link_events
 from sim.month import (
-    InProcessWire,
     MonthRun,
     MonthSink,
     Role,
     Scenario,
-    SocketWire,
     Truth,
-    Wire,
     build_scenario,
     ground_truth,
     make_adapter,
     truth_days,
     truth_outages,
 )
-from terminals.inventory import Inventory, default_inventory
+from sim.month_wires import InProcessWire, SocketWire, Wire
+from terminals.inventory import default_inventory
+from terminals.inventory_model import Inventory
 
 START = datetime(2026, 11, 1, tzinfo=BEIJING)
 CHRONIC_DAYS = 0.5

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from broadcast.clock import ManualClock
-from broadcast.sources.cap import parse_cap
-from broadcast.sources.cap_check import draft_to_json, main
-from broadcast.sources.cap_convert import to_draft
+from broadcast.sources.cap.check import draft_to_json, main
+from broadcast.sources.cap.convert import to_draft
+from broadcast.sources.cap.parse import parse_cap
 from tests.sources.cap_doc import CORPUS, EXAMPLES
 
 BJ = timezone(timedelta(hours=8))

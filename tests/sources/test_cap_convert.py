@@ -9,9 +9,11 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from broadcast.model import MsgType, Severity, SourceKind
-from broadcast.sources import cap_events
-from broadcast.sources.cap import CapError, CapErrorKind, CapStatus, parse_cap
-from broadcast.sources.cap_convert import CapConversion, gb_language, to_draft
+from broadcast.sources.cap import events as cap_events
+from broadcast.sources.cap.convert import CapConversion, gb_language, to_draft
+from broadcast.sources.cap.errors import CapError, CapErrorKind
+from broadcast.sources.cap.model import CapStatus
+from broadcast.sources.cap.parse import parse_cap
 from tests.sources.cap_doc import CORPUS, EVENT_TABLE, EXAMPLES, alert, info
 
 BJ = timezone(timedelta(hours=8))

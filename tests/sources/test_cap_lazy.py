@@ -12,14 +12,9 @@ import random
 
 import pytest
 
-from broadcast.sources.cap import (
-    CapError,
-    CapErrorKind,
-    CapResource,
-    check_base64,
-    decode_base64,
-    parse_cap,
-)
+from broadcast.sources.cap.errors import CapError, CapErrorKind
+from broadcast.sources.cap.model import CapResource, check_base64, decode_base64
+from broadcast.sources.cap.parse import parse_cap
 from tests.sources.cap_doc import CORPUS, alert, info
 
 AUDIO = bytes(range(256)) * 40

@@ -12,14 +12,9 @@ from typing import Any
 
 import pytest
 
-from broadcast.sources.cap import (
-    CapError,
-    CapErrorKind,
-    CapMsgType,
-    CapScope,
-    CapStatus,
-    parse_cap,
-)
+from broadcast.sources.cap.errors import CapError, CapErrorKind
+from broadcast.sources.cap.model import CapMsgType, CapScope, CapStatus
+from broadcast.sources.cap.parse import parse_cap
 from tests.sources.cap_doc import CORPUS, alert, info
 
 BJ = timezone(timedelta(hours=8))

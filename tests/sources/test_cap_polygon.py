@@ -11,9 +11,10 @@ import re
 
 import pytest
 
-from broadcast.sources.cap import CapError, CapErrorKind, parse_cap
-from broadcast.sources.cap_convert import to_draft
-from broadcast.sources.cap_polygon import CapRing, _certified_count, validate_ring
+from broadcast.sources.cap.convert import to_draft
+from broadcast.sources.cap.errors import CapError, CapErrorKind
+from broadcast.sources.cap.parse import parse_cap
+from broadcast.sources.cap.polygon import CapRing, _certified_count, validate_ring
 from tests.sources.cap_doc import alert, info
 
 # --- the reference: the parser's polygon check before this change, verbatim ---------------------------

@@ -13,8 +13,9 @@ from lxml import etree
 from signxml import methods
 from signxml.signer import XMLSigner
 
-from broadcast.sources.cap import CapError, CapErrorKind, parse_cap
-from broadcast.sources.cap_signature import SignaturePolicy, SignatureStatus, check_signature
+from broadcast.sources.cap.errors import CapError, CapErrorKind
+from broadcast.sources.cap.parse import parse_cap
+from broadcast.sources.cap.signature import SignaturePolicy, SignatureStatus, check_signature
 from tests.sources.cap_doc import CORPUS
 
 NOW = datetime(2025, 7, 12, 5, 0, tzinfo=UTC)

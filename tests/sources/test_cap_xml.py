@@ -7,7 +7,8 @@ import codecs
 
 import pytest
 
-from broadcast.sources.cap import CapError, CapErrorKind, parse_cap
+from broadcast.sources.cap.errors import CapError, CapErrorKind
+from broadcast.sources.cap.parse import parse_cap
 from tests.sources.cap_doc import alert, info
 
 DECL = b'<?xml version="1.0" encoding="UTF-8"?>\n'

@@ -19,8 +19,9 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcast.clock import ManualClock
-from broadcast.sources.feeds import BasicAuth, BearerAuth, FeedConfig, FeedErrorKind, FeedPoller, redact_url
-from broadcast.sources.feeds_formats import FORMATS, FeedFormatError, FeedItem, parse_atom
+from broadcast.sources.feeds.config import BasicAuth, BearerAuth, FeedConfig, FeedErrorKind, redact_url
+from broadcast.sources.feeds.formats import FORMATS, FeedFormatError, FeedItem, parse_atom
+from broadcast.sources.feeds.poller import FeedPoller
 from broadcast.store.db import make_engine
 from tests.sources.cap_doc import alert, info
 
@@ -230,7 +231,7 @@ async def test_backoff_after_errors_then_recovery(
     cfg = FeedConfig("cma", f"{base}/feed", interval_s=10, max_backoff_s=100)
     poller = await make(cfg, intake=intake, clock=clock)
     gaps: list[float] = []
-    with caplog.at_level(logging.INFO, logger="broadcast.sources.feeds"):
+    with caplog.at_level(logging.INFO, logger="broadcast.sources.feeds.poller"):
         for _ in range(4):
             await poller.tick()
             due = poller.next_due()

@@ -10,8 +10,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from broadcast.clock import ManualClock
-from broadcast.intake import Intake, RefusalKind, Refused
-from broadcast.sources.cap_signature import SignaturePolicy
+from broadcast.intake.intake import Intake, RefusalKind, Refused
+from broadcast.sources.cap.signature import SignaturePolicy
 from terminals.inventory import default_inventory
 from tests.sources.test_cap_signature import UNSIGNED, make_signer, sign
 
@@ -77,8 +77,8 @@ async def test_untrusted_signer_refused(signer: tuple[ec.EllipticCurvePrivateKey
 
 
 async def test_valid_signature_reaches_the_desk(signer: tuple[ec.EllipticCurvePrivateKey, bytes]) -> None:
-    from broadcast.desk import Taken
-    from broadcast.policy import Action, Decision, Reason
+    from broadcast.policy.desk import Taken
+    from broadcast.policy.types import Action, Decision, Reason
 
     key, cert = signer
 

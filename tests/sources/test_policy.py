@@ -10,13 +10,13 @@ import pytest
 
 from broadcast.clock import ManualClock
 from broadcast.model import Content, MessageDraft, MsgType, Severity, SourceKind, SourceRef
-from broadcast.policy import (
+from broadcast.policy.engine import PolicyEngine
+from broadcast.policy.types import (
     Action,
     HoldRule,
     OnTimeout,
     Origin,
     PolicyConfig,
-    PolicyEngine,
     Reason,
     RecordState,
     cap_reference_keys,

@@ -8,8 +8,9 @@ import pytest
 
 from broadcast.clock import ManualClock
 from broadcast.model import Content, MessageDraft, MsgType, Severity, SourceKind, SourceRef
-from broadcast.policy import Action, OnTimeout, Origin, PolicyEngine
-from broadcast.policy_config import PolicyConfigError, policy_config
+from broadcast.policy.config import PolicyConfigError, policy_config
+from broadcast.policy.engine import PolicyEngine
+from broadcast.policy.types import Action, OnTimeout, Origin
 from broadcast.settings import load_settings
 
 T0 = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)

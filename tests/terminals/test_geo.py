@@ -19,7 +19,8 @@ from terminals.geo import (
     terminals_in_circle,
     terminals_in_polygon,
 )
-from terminals.inventory import Inventory, default_inventory
+from terminals.inventory import default_inventory
+from terminals.inventory_model import Inventory
 
 Point = tuple[float, float]
 

@@ -14,17 +14,14 @@ import pytest
 
 from broadcast.codes import ResourceCode
 from broadcast.model import TerminalKind
-from terminals.inventory import (
-    COUNTY_FILE,
-    TERMINALS_FILE,
+from terminals.inventory import COUNTY_FILE, TERMINALS_FILE, default_inventory_path, load_inventory
+from terminals.inventory_model import (
     AreaLevel,
     FrontEndLevel,
     Inventory,
     InventoryError,
     InventoryFault,
     UnknownAreaError,
-    default_inventory_path,
-    load_inventory,
 )
 
 ANNING = default_inventory_path()

@@ -1,0 +1,293 @@
+"""Operations service the controller starts: the drill schedule, the daily and monthly terminal health
+reports kept for ``[reports] keep_days``, purging expired copies, and the stored reports' listing.
+
+Configuration (all optional)::
+
+    [reports]
+    keep_days = 400          # how long a generated report is kept in the database
+    daily_at = "01:00"       # Beijing time: yesterday's daily health report is generated after this
+    monthly_at = "02:00"     # on the 1st, Beijing time: last month's report is generated after this
+    chronic_days = 3.0       # 长期离线 threshold of the health reports
+    check_every_s = 300      # how often the service looks for due work
+
+    [[drills]]               # absent: one default monthly terminal drill of the whole county
+    id = "monthly" ...       # (see broadcast.schedule.drills_from_config); ``drills = []`` disables
+
+Due rules (idempotent, so a restart catches up without doubling): the daily report of day D is due from
+D+1 at ``daily_at``; the monthly report of month M from the 1st of M+1 at ``monthly_at``. At every
+check only the latest due day and month are generated if no unexpired copy is stored (no back-fill of
+older periods: ``ebc report`` does that on demand). Every check also purges expired copies.
+
+Owns when reports are generated and kept, and the read side of stored reports. Must never compute a
+report figure (reports/ does) and never air anything itself (drills go through the pipeline submitter).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from broadcast.clock import BEIJING, Clock
+from broadcast.reports.health import DEFAULT_CHRONIC_DAYS, Period, health_report
+from broadcast.reports.store import (
+    ReportKind,
+    ensure_tables,
+    latest_report,
+    purge_expired,
+    reports,
+    save_report,
+)
+from broadcast.schedule.drill_service import DrillService, Submitter, jobstore_url, pipeline_submitter
+from broadcast.schedule.drills import drill_prerenderer, drills_from_config
+from terminals.inventory_model import Inventory
+
+if TYPE_CHECKING:
+    from broadcast.app.controller import Controller
+
+log = logging.getLogger(__name__)
+
+
+class OpsFault(StrEnum):
+    BAD_VALUE = "bad_value"
+
+
+class OpsConfigError(ValueError):
+    def __init__(self, fault: OpsFault, key: str, detail: str) -> None:
+        super().__init__(f"运维配置错误：[reports] {key}：{detail}。请修正配置后重启。")
+        self.fault = fault
+        self.key = key
+
+
+def _hhmm(raw: Mapping[str, Any], key: str, default: str) -> time:
+    value = raw.get(key, default)
+    try:
+        h, m = str(value).split(":")
+        return time(int(h), int(m))
+    except ValueError:
+        raise OpsConfigError(OpsFault.BAD_VALUE, key, f"应为 HH:MM，实际为 {value!r}") from None
+
+
+def _positive(raw: Mapping[str, Any], key: str, default: float) -> float:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise OpsConfigError(OpsFault.BAD_VALUE, key, f"应为正数，实际为 {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class OpsConfig:
+    keep_days: int = 400
+    daily_at: time = time(1, 0)
+    monthly_at: time = time(2, 0)
+    chronic_days: float = DEFAULT_CHRONIC_DAYS
+    check_every_s: float = 300.0
+
+    @classmethod
+    def from_raw(cls, raw: Mapping[str, Any]) -> OpsConfig:
+        """From the ``[reports]`` table; raises OpsConfigError naming the bad key."""
+        return cls(
+            keep_days=int(_positive(raw, "keep_days", 400)),
+            daily_at=_hhmm(raw, "daily_at", "01:00"),
+            monthly_at=_hhmm(raw, "monthly_at", "02:00"),
+            chronic_days=_positive(raw, "chronic_days", DEFAULT_CHRONIC_DAYS),
+            check_every_s=_positive(raw, "check_every_s", 300),
+        )
+
+    @property
+    def keep(self) -> timedelta:
+        return timedelta(days=self.keep_days)
+
+
+def due_day(now: datetime, at: time) -> date:
+    """The latest day whose daily report is due at ``now`` (Beijing days)."""
+    local = now.astimezone(BEIJING)
+    today = local.date()
+    return today - timedelta(days=1 if local.time() >= at else 2)
+
+
+def due_month(now: datetime, at: time) -> Period:
+    """The latest month whose monthly report is due at ``now``."""
+    local = now.astimezone(BEIJING)
+    y, m = local.year, local.month
+    back = 1 if (local.day > 1 or local.time() >= at) else 2
+    for _ in range(back):
+        y, m = (y - 1, 12) if m == 1 else (y, m - 1)
+    return Period.month(y, m)
+
+
+@dataclass(frozen=True)
+class Generated:
+    report_id: int
+    kind: ReportKind
+    subject: str
+
+
+@dataclass(frozen=True)
+class StoredReport:
+    report_id: int
+    kind: ReportKind
+    subject: str
+    created_at: datetime
+    expires_at: datetime
+
+
+class OpsService:
+    """See the module docstring. ``drills`` is optional (tests of report scheduling leave it out)."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        inventory: Inventory,
+        clock: Clock,
+        *,
+        config: OpsConfig | None = None,
+        drills: DrillService | None = None,
+    ) -> None:
+        self.engine = engine
+        self.inventory = inventory
+        self.clock = clock
+        self.config = config or OpsConfig()
+        self.drills = drills
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Create tables, start the drill schedule, do due work once, then check every ``check_every_s``."""
+        await ensure_tables(self.engine)
+        if self.drills is not None:
+            await self.drills.start()
+        try:
+            await self.tick()
+        except Exception:
+            log.exception("first operations check failed; will retry in %gs", self.config.check_every_s)
+        self._task = asyncio.create_task(self._run(), name="ops")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.check_every_s)
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("operations check failed; will retry")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self.drills is not None:
+            await self.drills.close()
+
+    # -- scheduled work ---------------------------------------------------------------------------
+
+    async def tick(self, now: datetime | None = None) -> list[Generated]:
+        """Generate the due daily and monthly reports that are not stored yet; purge expired ones."""
+        now = now or self.clock.now()
+        out: list[Generated] = []
+        async with self._lock:
+            day = Period.day(due_day(now, self.config.daily_at))
+            month = due_month(now, self.config.monthly_at)
+            for kind, period in ((ReportKind.HEALTH_DAY, day), (ReportKind.HEALTH_MONTH, month)):
+                if await latest_report(self.engine, kind, period.label, now=now) is None:
+                    out.append(await self._generate(period, now))
+            purged = await purge_expired(self.engine, now=now)
+        if purged:
+            log.info("purged %d expired reports", purged)
+        return out
+
+    async def generate_health(self, period: Period, now: datetime | None = None) -> Generated:
+        """Generate and store a health report now (on demand), whatever is stored already."""
+        async with self._lock:
+            return await self._generate(period, now or self.clock.now())
+
+    async def _generate(self, period: Period, now: datetime) -> Generated:
+        report = await health_report(
+            self.engine, self.inventory, period, now=now, chronic_days=self.config.chronic_days
+        )
+        kind = ReportKind.HEALTH_MONTH if period.kind == "month" else ReportKind.HEALTH_DAY
+        rid = await save_report(self.engine, kind, period.label, report, now=now, keep=self.config.keep)
+        log.info("health report %s %s generated (id %d)", kind, period.label, rid)
+        return Generated(rid, kind, period.label)
+
+    # -- stored reports ---------------------------------------------------------------------------
+
+    async def list_reports(self, *, kind: ReportKind | None = None, limit: int = 100) -> list[StoredReport]:
+        now = self.clock.now()
+        stmt = (
+            select(
+                reports.c.id, reports.c.kind, reports.c.subject, reports.c.created_at, reports.c.expires_at
+            )
+            .where(reports.c.expires_at > now)
+            .order_by(reports.c.created_at.desc(), reports.c.id.desc())
+            .limit(limit)
+        )
+        if kind is not None:
+            stmt = stmt.where(reports.c.kind == str(kind))
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(stmt)
+            return [StoredReport(r[0], ReportKind(r[1]), r[2], r[3], r[4]) for r in rows]
+
+    async def get_report(self, report_id: int) -> tuple[StoredReport, dict[str, Any]] | None:
+        """One unexpired stored report with its body, or None."""
+        async with self.engine.connect() as conn:
+            r = (
+                await conn.execute(
+                    select(reports).where(reports.c.id == report_id, reports.c.expires_at > self.clock.now())
+                )
+            ).first()
+        if r is None:
+            return None
+        body: dict[str, Any] = json.loads(r.body)
+        return StoredReport(r.id, ReportKind(r.kind), r.subject, r.created_at, r.expires_at), body
+
+
+def drill_service_for(controller: Controller, submit: Submitter | None = None) -> DrillService | None:
+    """DrillService from ``[[drills]]`` (default: the monthly county drill; ``drills = []``: none)."""
+    settings = controller.settings
+    entries: Sequence[Mapping[str, Any]] = settings.raw.get("drills", [{"id": "monthly"}])
+    specs = drills_from_config(entries, controller.inventory.county.code)
+    if not specs:
+        return None
+    # Pre-render each drill's speech ahead of its slot with the very script the pipeline will use.
+    prerender = (
+        drill_prerenderer(
+            controller.pipeline.script, controller.renderer, repeats_for=controller.audio_config.repeats_for
+        )
+        if getattr(controller, "pipeline", None) is not None
+        else None
+    )
+    return DrillService(
+        engine=controller.engine,
+        clock=controller.clock,
+        submit=submit or pipeline_submitter(controller.pipeline),
+        drills=specs,
+        sender_name=controller.inventory.platform_name or controller.inventory.name,
+        sender_code=controller.inventory.platform_code,
+        jobstore_url=jobstore_url(
+            settings.database_url, Path(settings.base_dir) / "var" / "drill-jobs.sqlite3"
+        ),
+        prerender=prerender,
+    )
+
+
+def ops_for(controller: Controller) -> OpsService:
+    """The OpsService of a controller: its engine, inventory, clock, ``[reports]`` and ``[[drills]]``."""
+    return OpsService(
+        controller.engine,
+        controller.inventory,
+        controller.clock,
+        config=OpsConfig.from_raw(controller.settings.raw.get("reports", {})),
+        drills=drill_service_for(controller),
+    )
