@@ -1,21 +1,24 @@
 """The adapter contract: what the core asks of every transmission adapter, and how adapters answer.
 
-An adapter only *classifies* outcomes (STYLE: Alertmanager's notifier); the core's dispatcher owns
-retries, deadlines and the send log. Asynchronous news from terminals (playing, played, heartbeats,
-faults) flows back through the ``AdapterSink`` the core hands to the adapter at start.
+Every argument and every answer is a plain value of ``broadcast.messages`` (the orders of its
+``Start``/``Stop``/``Adopt`` as method calls, ``SendResult`` back, reports up through the sink), so a
+broker can sit between the dispatcher and an adapter without either changing. An adapter only
+*classifies* outcomes (STYLE: Alertmanager's notifier); the core's dispatcher owns retries, deadlines
+and the send log. Asynchronous news from terminals (playing, played, heartbeats, faults) flows back
+through the ``AdapterSink`` the core hands to the adapter at start.
 
-May import ``broadcast.model`` only; must never import the core's dispatcher, store or web.
+May import the kernel (``broadcast.model``, ``broadcast.messages``, ``broadcast.clock``,
+``broadcast.codes``) only; must never import the core's dispatcher, store or web.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
-from broadcast.model import DeliveryEvent, DeliveryOrder, LinkState, TerminalRef
+from broadcast.messages import Report, SendResult
+from broadcast.model import DeliveryOrder, TerminalRef
 
 
 class Capability(StrEnum):
@@ -27,51 +30,11 @@ class Capability(StrEnum):
     RECEIPTS = "receipts"  # per-terminal played/failed reports come back
 
 
-class Outcome(StrEnum):
-    ACCEPTED = "accepted"  # the terminal/system acknowledged the instruction
-    RETRY = "retry"  # transient: try again later (timeout, busy, link not up yet)
-    PERMANENT = "permanent"  # will not work by retrying (rejected, unsupported, invalid code)
-
-
-class FailureKind(StrEnum):
-    NOT_CONNECTED = "not_connected"
-    TIMEOUT = "timeout"
-    BUSY = "busy"
-    REJECTED = "rejected"
-    UNSUPPORTED = "unsupported"
-    PROTOCOL = "protocol"
-    IO = "io"
-
-
-@dataclass(frozen=True)
-class SendResult:
-    """An adapter's classification of one instruction to one terminal."""
-
-    outcome: Outcome
-    failure: FailureKind | None = None
-    detail: str = ""
-
-    @classmethod
-    def ok(cls, detail: str = "") -> SendResult:
-        return cls(Outcome.ACCEPTED, None, detail)
-
-    @classmethod
-    def retry(cls, failure: FailureKind, detail: str = "") -> SendResult:
-        return cls(Outcome.RETRY, failure, detail)
-
-    @classmethod
-    def permanent(cls, failure: FailureKind, detail: str = "") -> SendResult:
-        return cls(Outcome.PERMANENT, failure, detail)
-
-
 class AdapterSink(Protocol):
-    """What adapters report back to the core. Calls must be cheap and never block."""
+    """Where an adapter sends its reports (``broadcast.messages``: delivery, link, heartbeat).
+    ``report`` must be cheap and never block."""
 
-    def delivery_event(self, event: DeliveryEvent) -> None: ...
-
-    def terminal_link(self, terminal_code: str, state: LinkState, at: datetime, detail: str = "") -> None: ...
-
-    def terminal_heartbeat(self, terminal_code: str, at: datetime) -> None: ...
+    def report(self, report: Report) -> None: ...
 
 
 @runtime_checkable

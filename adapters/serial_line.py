@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import serial
 import serial_asyncio_fast
 
-from adapters.base import FailureKind, SendResult
+from broadcast.messages import FailureKind, SendResult
 
 _LOG = logging.getLogger(__name__)
 

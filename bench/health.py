@@ -41,9 +41,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import func, select
 
 from adapters.ip_speaker.adapter import IpSpeakerAdapter
+from broadcast.app.schema import feature_tables
 from broadcast.clock import BEIJING, ManualClock, SystemClock
 from broadcast.dispatch.links import LinkTracker
-from broadcast.model import DeliveryEvent, LinkState
+from broadcast.events import Events
+from broadcast.messages import HeartbeatReport, LinkReport, Report
 from broadcast.reports.health import Period, health_report
 from broadcast.store.db import make_engine, prepare_schema
 from broadcast.store.inventory import sync_inventory
@@ -59,11 +61,11 @@ ROOT = Path(__file__).resolve().parent.parent
 async def run(mode: str, days: float, interval_s: int, db: Path, report: bool) -> None:
     inv = default_inventory()
     engine = make_engine(f"sqlite+aiosqlite:///{db}")
-    await prepare_schema(engine)
+    await prepare_schema(engine, feature_tables())
     await sync_inventory(engine, inv)
     sc = build_scenario(inv, start=START, days=days, interval_s=interval_s, seed=2026)
     clock = ManualClock(sc.start)
-    sink = MonthSink(LinkTracker(engine))
+    sink = MonthSink(LinkTracker(engine, Events()))
     adapter = make_adapter(sc, inv, clock)
     await adapter.start(sink, inv.terminals)
     wire = SocketWire(adapter) if mode == "socket" else InProcessWire(adapter)
@@ -111,16 +113,15 @@ class _WallSink:
         self.heartbeats = 0
         self.last_at = 0.0
 
-    def delivery_event(self, event: DeliveryEvent) -> None:
-        raise AssertionError(f"no broadcasts in the heartbeat benchmark, got {event}")
-
-    def terminal_link(self, terminal_code: str, state: LinkState, at: datetime, detail: str = "") -> None:
-        self.tracker.link(terminal_code, state, at, detail)
-
-    def terminal_heartbeat(self, terminal_code: str, at: datetime) -> None:
-        self.heartbeats += 1
-        self.last_at = time.perf_counter()
-        self.tracker.heartbeat(terminal_code, at)
+    def report(self, report: Report) -> None:
+        if isinstance(report, LinkReport):
+            self.tracker.link(report.terminal_code, report.state, report.at, report.detail)
+        elif isinstance(report, HeartbeatReport):
+            self.heartbeats += 1
+            self.last_at = time.perf_counter()
+            self.tracker.heartbeat(report.terminal_code, report.at)
+        else:
+            raise AssertionError(f"no broadcasts in the heartbeat benchmark, got {report}")
 
 
 async def _line(proc: asyncio.subprocess.Process, what: str) -> dict[str, object]:
@@ -136,10 +137,10 @@ async def run_process(db: Path, blasters: int, seconds: float, encode_once: bool
     """Controller side here, ``blasters`` generator processes; see the module docstring (3)."""
     inv = default_inventory()
     engine = make_engine(f"sqlite+aiosqlite:///{db}")
-    await prepare_schema(engine)
+    await prepare_schema(engine, feature_tables())
     await sync_inventory(engine, inv)
-    tracker = LinkTracker(engine)
-    tracker.start()
+    tracker = LinkTracker(engine, Events())
+    await tracker.start()
     sink = _WallSink(tracker)
     adapter = IpSpeakerAdapter({"platform_code": inv.platform_code, "host": "127.0.0.1", "port": 0}, SystemClock())
     await adapter.start(sink, inv.terminals)

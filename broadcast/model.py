@@ -7,7 +7,7 @@ must never import from the rest of the product, do I/O, or read the clock.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum, StrEnum
 
@@ -274,15 +274,3 @@ class DeliveryOrder:
     audio: AudioRef | None
     volume: int = 100
 
-
-@dataclass(frozen=True)
-class DeliveryEvent:
-    """One status change of one delivery, as reported by an adapter or decided by the dispatcher."""
-
-    ebm_id: str
-    terminal_code: str
-    status: DeliveryStatus
-    at: datetime
-    reason: FailureReason | None = None
-    detail: str = ""
-    meta: dict[str, str] = field(default_factory=dict, compare=False)

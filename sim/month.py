@@ -47,7 +47,8 @@ from adapters.ip_speaker.payload_fields import FaultFlag, WorkState
 from adapters.ip_speaker.payloads import FaultReport, Heartbeat
 from broadcast.clock import BEIJING, ManualClock
 from broadcast.dispatch.links import LinkTracker
-from broadcast.model import DeliveryEvent, LinkState
+from broadcast.messages import HeartbeatReport, LinkReport, Report
+from broadcast.model import LinkState
 from sim.month_wires import Wire
 from terminals.inventory_model import Inventory
 
@@ -306,16 +307,15 @@ class MonthSink:
         self.heartbeats = 0
         self.link_changes = 0
 
-    def delivery_event(self, event: DeliveryEvent) -> None:
-        raise AssertionError(f"no broadcasts in the month simulation, got {event}")
-
-    def terminal_link(self, terminal_code: str, state: LinkState, at: datetime, detail: str = "") -> None:
-        self.link_changes += 1
-        self.tracker.link(terminal_code, state, at, detail)
-
-    def terminal_heartbeat(self, terminal_code: str, at: datetime) -> None:
-        self.heartbeats += 1
-        self.tracker.heartbeat(terminal_code, at)
+    def report(self, report: Report) -> None:
+        if isinstance(report, LinkReport):
+            self.link_changes += 1
+            self.tracker.link(report.terminal_code, report.state, report.at, report.detail)
+        elif isinstance(report, HeartbeatReport):
+            self.heartbeats += 1
+            self.tracker.heartbeat(report.terminal_code, report.at)
+        else:
+            raise AssertionError(f"no broadcasts in the month simulation, got {report}")
 
 
 @dataclass

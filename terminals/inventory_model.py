@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -235,6 +235,19 @@ class Inventory:
             hi = bisect_left(index.area_keys, prefix + ":")  # ':' sorts just after '9'
             ranks.update(index.area_ranks[lo:hi])
         return tuple(index.ordered[r] for r in sorted(ranks))
+
+    def targets(self, area_codes: Sequence[str], terminal_codes: Sequence[str] = ()) -> tuple[TerminalRef, ...]:
+        """A message's targets (定位): the terminals of its areas plus those it names (by geometry),
+        in resource-code order. Raises UnknownAreaError for unknown areas; unknown names are skipped."""
+        by_area = self.resolve(area_codes) if area_codes else ()
+        if not terminal_codes:
+            return by_area
+        chosen = {t.resource_code: t for t in by_area}
+        for code in terminal_codes:
+            t = self.terminal(code)
+            if t is not None:
+                chosen[code] = t
+        return tuple(chosen[c] for c in sorted(chosen))
 
     def terminal(self, resource_code: str) -> TerminalRef | None:
         return self._index.by_code.get(resource_code)

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.base import AdapterSink, Capability, FailureKind, SendResult
+from adapters.base import AdapterSink, Capability
 from adapters.fm.device import (
     CommandFailure,
     CommandResult,
@@ -44,14 +44,8 @@ from adapters.serial_line import (
     shut_down_device,
 )
 from broadcast.clock import Clock
-from broadcast.model import (
-    DeliveryEvent,
-    DeliveryOrder,
-    DeliveryStatus,
-    FailureReason,
-    LinkState,
-    TerminalRef,
-)
+from broadcast.messages import DeliveryReport, FailureKind, LinkReport, SendResult
+from broadcast.model import DeliveryOrder, DeliveryStatus, FailureReason, LinkState, TerminalRef
 
 _LOG = logging.getLogger(__name__)
 
@@ -272,14 +266,14 @@ class FmAdapter:
         _LOG.info("FM transmitter %s %s (%s)", self.resource_code, word, detail)
         if self._sink is not None:
             state = LinkState.ONLINE if reachable else LinkState.OFFLINE
-            self._sink.terminal_link(self.resource_code, state, self._clock.now(), detail)
+            self._sink.report(LinkReport(self.resource_code, state, self._clock.now(), detail))
 
     def _emit(
         self, ebm_id: str, status: DeliveryStatus, reason: FailureReason | None = None, detail: str = ""
     ) -> None:
         if self._sink is not None:
-            self._sink.delivery_event(
-                DeliveryEvent(ebm_id, self.resource_code, status, self._clock.now(), reason, detail)
+            self._sink.report(
+                DeliveryReport(ebm_id, self.resource_code, status, self._clock.now(), reason, detail)
             )
 
     def _arm_timer(self) -> None:

@@ -24,7 +24,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from adapters.base import AdapterSink, Capability, FailureKind, SendResult
+from adapters.base import AdapterSink, Capability
 from adapters.front_end import reports
 from adapters.front_end.batch import Batch, Batcher, BatchKey
 from adapters.front_end.relay import chunks, classify_relayed
@@ -46,7 +46,8 @@ from adapters.ip_speaker.payloads import (
 from adapters.ip_speaker.terminal_state import TerminalState
 from broadcast.clock import Clock
 from broadcast.codes import ResourceCode
-from broadcast.model import DeliveryEvent, DeliveryOrder, LinkState, TerminalRef
+from broadcast.messages import DeliveryReport, FailureKind, HeartbeatReport, LinkReport, SendResult
+from broadcast.model import DeliveryOrder, LinkState, TerminalRef
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +309,9 @@ class FrontEndAdapter:
             fe.link = None
             log.info("front_end: front-end %s disconnected (%s)", fe.code, reason)
             if self._sink is not None:
-                self._sink.terminal_link(fe.code, LinkState.OFFLINE, self._clock.now(), f"前端 {fe.code} {reason}")
+                self._sink.report(
+                    LinkReport(fe.code, LinkState.OFFLINE, self._clock.now(), f"前端 {fe.code} {reason}")
+                )
             for state in fe.terminals.values():
                 self._set_link_state(state, LinkState.OFFLINE, f"前端 {fe.code} {reason}")
 
@@ -381,7 +384,7 @@ class FrontEndAdapter:
                 return
             new = LinkState.FAULT if payload.work_state == WorkState.FAULT else LinkState.ONLINE
             self._set_link_state(state, new, f"经前端 {fe.code}")
-            self._sink.terminal_heartbeat(state.code, now)
+            self._sink.report(HeartbeatReport(state.code, now))
             return
         if isinstance(payload, FaultReport):
             self._reply(link, frame, ResultCode.OK)
@@ -392,7 +395,7 @@ class FrontEndAdapter:
                 payload.desc or f"故障类型 {payload.fault_type}",
             )
             return
-        out: list[DeliveryEvent] | reports.Refusal
+        out: list[DeliveryReport] | reports.Refusal
         if isinstance(payload, TaskSwitch):
             out = reports.task_switch(state, payload, now, fe.code)
         elif isinstance(payload, BroadcastResult):
@@ -407,7 +410,7 @@ class FrontEndAdapter:
             return
         self._reply(link, frame, ResultCode.OK)
         for event in out:
-            self._sink.delivery_event(event)
+            self._sink.report(event)
 
     def _bind(self, link: Link, frame: Frame, hb: Heartbeat) -> None:
         fe = self._front_ends.get(frame.source)
@@ -434,7 +437,9 @@ class FrontEndAdapter:
         log.info("front_end: front-end %s registered from %s", fe.code, link.peer)
         # The front-end's own health, recorded like a terminal's (transitions only).
         if self._sink is not None and old is None:
-            self._sink.terminal_link(fe.code, LinkState.ONLINE, self._clock.now(), f"前端 {fe.code} 已连接")
+            self._sink.report(
+                LinkReport(fe.code, LinkState.ONLINE, self._clock.now(), f"前端 {fe.code} 已连接")
+            )
 
     def _refuse(self, link: Link, frame: Frame, state: TerminalState | None, kind: str, detail: str) -> None:
         self._counts["rejected_reports"] += 1
@@ -459,4 +464,4 @@ class FrontEndAdapter:
             detail,
         )
         if self._sink is not None:
-            self._sink.terminal_link(state.code, new, self._clock.now(), detail)
+            self._sink.report(LinkReport(state.code, new, self._clock.now(), detail))

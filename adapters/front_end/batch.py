@@ -13,8 +13,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from adapters.base import FailureKind, SendResult
 from adapters.ip_speaker.payloads import RequestPayload
+from broadcast.messages import FailureKind, SendResult
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from adapters.base import FailureKind, SendResult
 from adapters.ip_speaker.payload_fields import BUSY_RESULTS, ResultCode
 from adapters.ip_speaker.payloads import Reply
+from broadcast.messages import FailureKind, SendResult
 
 MAX_TARGETS_PER_FRAME = 1000  # 12 B each: stays far below the 65535-byte frame limit
 

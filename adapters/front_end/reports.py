@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from adapters.ip_speaker.payload_fields import RecordState, TaskFlag
 from adapters.ip_speaker.payloads import BroadcastRecords, BroadcastResult, TaskSwitch
 from adapters.ip_speaker.terminal_state import TerminalState
-from broadcast.model import DeliveryEvent, DeliveryStatus, FailureReason
+from broadcast.messages import DeliveryReport
+from broadcast.model import DeliveryStatus, FailureReason
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ def _ts(value: int) -> str:
 
 def task_switch(
     state: TerminalState, ts: TaskSwitch, now: datetime, via: str
-) -> list[DeliveryEvent] | Refusal:
+) -> list[DeliveryReport] | Refusal:
     if not state.was_delivered(ts.ebm_id):
         return Refusal("unknown_ebm", f"任务切换上报了未下发的 EBM {ts.ebm_id}")
     if ts.flag not in (TaskFlag.START, TaskFlag.END):
@@ -36,12 +37,12 @@ def task_switch(
     if ts.flag != TaskFlag.START:
         return []
     meta = {"task_type": str(ts.task_type), "terminal_time": _ts(ts.time), "front_end": via}
-    return [DeliveryEvent(ts.ebm_id, state.code, DeliveryStatus.PLAYING, now, None, "", meta)]
+    return [DeliveryReport(ts.ebm_id, state.code, DeliveryStatus.PLAYING, now, None, "", meta)]
 
 
 def result(
     state: TerminalState, br: BroadcastResult, now: datetime, via: str
-) -> list[DeliveryEvent] | Refusal:
+) -> list[DeliveryReport] | Refusal:
     if not state.was_delivered(br.ebm_id):
         return Refusal("unknown_ebm", f"播发结果上报了未下发的 EBM {br.ebm_id}")
     if br.end < br.start:
@@ -56,17 +57,17 @@ def result(
         "front_end": via,
     }
     if br.result == 1:
-        return [DeliveryEvent(br.ebm_id, state.code, DeliveryStatus.PLAYED, now, None, "", meta)]
+        return [DeliveryReport(br.ebm_id, state.code, DeliveryStatus.PLAYED, now, None, "", meta)]
     if br.ebm_id in state.stopped:
         status, reason = DeliveryStatus.CANCELLED, FailureReason.CANCELLED
     else:
         status, reason = DeliveryStatus.FAILED, FailureReason.PLAYBACK_FAILED
-    return [DeliveryEvent(br.ebm_id, state.code, status, now, reason, br.desc, meta)]
+    return [DeliveryReport(br.ebm_id, state.code, status, now, reason, br.desc, meta)]
 
 
-def records(state: TerminalState, recs: BroadcastRecords, now: datetime, via: str) -> list[DeliveryEvent]:
+def records(state: TerminalState, recs: BroadcastRecords, now: datetime, via: str) -> list[DeliveryReport]:
     """0x16 records about broadcasts sent to this terminal; others (local tasks) are not ours."""
-    out: list[DeliveryEvent] = []
+    out: list[DeliveryReport] = []
     for rec in recs.records:
         if not state.was_delivered(rec.ebm_id) or rec.end < rec.start:
             continue
@@ -90,5 +91,5 @@ def records(state: TerminalState, recs: BroadcastRecords, now: datetime, via: st
             status, reason = DeliveryStatus.FAILED, FailureReason.PLAYBACK_FAILED
         else:
             continue
-        out.append(DeliveryEvent(rec.ebm_id, state.code, status, now, reason, "", meta))
+        out.append(DeliveryReport(rec.ebm_id, state.code, status, now, reason, "", meta))
     return out

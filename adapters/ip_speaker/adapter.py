@@ -20,7 +20,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from adapters.base import AdapterSink, Capability, FailureKind, SendResult
+from adapters.base import AdapterSink, Capability
 from adapters.ip_speaker.codec import (
     DecodeError,
     DecodeErrorKind,
@@ -49,6 +49,7 @@ from adapters.ip_speaker.reports import ReportHandling
 from adapters.ip_speaker.terminal_state import TerminalState
 from broadcast.clock import Clock
 from broadcast.codes import ResourceCode
+from broadcast.messages import FailureKind, HeartbeatReport, SendResult
 from broadcast.model import DeliveryOrder, LinkState, TerminalRef
 
 __all__ = [
@@ -430,7 +431,7 @@ class IpSpeakerAdapter(ReportHandling):
             state, LinkState.FAULT if hb.work_state == WorkState.FAULT else LinkState.ONLINE, detail
         )
         assert self._sink is not None
-        self._sink.terminal_heartbeat(state.code, self._clock.now())
+        self._sink.report(HeartbeatReport(state.code, self._clock.now()))
 
     def _on_heartbeat(self, link: Link, frame: Frame, state: TerminalState, hb: Heartbeat) -> None:
         if hb.physical_address.decode("ascii", errors="replace") != state.ref.physical_address:
@@ -445,4 +446,4 @@ class IpSpeakerAdapter(ReportHandling):
         elif hb.first_registration:
             log.info("ip_speaker: terminal %s restarted without dropping its link", state.code)
         assert self._sink is not None
-        self._sink.terminal_heartbeat(state.code, self._clock.now())
+        self._sink.report(HeartbeatReport(state.code, self._clock.now()))

@@ -19,7 +19,8 @@ from adapters.ip_speaker.payload_fields import RecordState, ResultCode, TaskFlag
 from adapters.ip_speaker.payloads import BroadcastRecords, BroadcastResult, TaskSwitch
 from adapters.ip_speaker.terminal_state import TerminalState
 from broadcast.clock import Clock
-from broadcast.model import DeliveryEvent, DeliveryStatus, FailureReason, LinkState
+from broadcast.messages import DeliveryReport, LinkReport
+from broadcast.model import DeliveryStatus, FailureReason, LinkState
 
 # The adapter's logger name, so operators (and bench/health.py) silence one logger for the whole adapter.
 log = logging.getLogger("adapters.ip_speaker.adapter")
@@ -131,8 +132,8 @@ class ReportHandling:
         meta: dict[str, str] | None = None,
     ) -> None:
         assert self._sink is not None
-        self._sink.delivery_event(
-            DeliveryEvent(ebm_id, state.code, status, self._clock.now(), reason, detail, meta or {})
+        self._sink.report(
+            DeliveryReport(ebm_id, state.code, status, self._clock.now(), reason, detail, meta or {})
         )
 
     def _set_link_state(self, state: TerminalState, new: LinkState, detail: str) -> None:
@@ -144,4 +145,4 @@ class ReportHandling:
         level = logging.DEBUG if first else logging.INFO  # the first registration is not news
         log.log(level, "ip_speaker: terminal %s %s → %s (%s)", state.code, old, new, detail)
         if self._sink is not None:
-            self._sink.terminal_link(state.code, new, self._clock.now(), detail)
+            self._sink.report(LinkReport(state.code, new, self._clock.now(), detail))

@@ -1,24 +1,32 @@
-"""Assembles the county controller from settings: database, inventory, adapters, receipts, dispatch,
-audio, pipeline and the web app; starts and stops them in order.
+"""The composition root (组装): builds the county controller from settings and starts and stops its parts
+in one ordered list.
 
-The only place that knows how the parts fit together. Never imports a concrete adapter or ``sim``.
+``Controller.create`` builds every part — store, inventory, adapters, the event bus and its
+subscriptions, receipts, links, dispatch, audio, pipeline, desk, intake, feeds, drills, reports,
+programmes, the interconnect and the web app — before anything starts, so no part is attached late and
+no part is handed the controller. ``start`` runs the steps in order, ``close`` in reverse. Holds no
+rules of its own. Nothing in ``broadcast/`` imports this package; only the CLI, the demo, benchmarks
+and tests do. Never imports a concrete adapter or ``sim``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.registry import AdapterFactory, AdapterRegistry
+from broadcast.app.interconnect import attach_interconnect
+from broadcast.app.ops import drill_service, report_service
+from broadcast.app.schema import feature_tables
+from broadcast.app.web import make_app
 from broadcast.audio.cache import AudioCache
 from broadcast.audio.config import AudioConfig, audio_config, build_renderer
 from broadcast.audio.normalize import normalise_for_speech
@@ -26,17 +34,26 @@ from broadcast.audio.playout import LiveProgrammes
 from broadcast.audio.render import AudioRenderer
 from broadcast.audio.templates import load_templates
 from broadcast.clock import Clock, SystemClock
-from broadcast.dispatch.dispatcher import Dispatcher, RetryPolicy
+from broadcast.dispatch.dispatcher import Dispatcher
 from broadcast.dispatch.links import LinkTracker
 from broadcast.dispatch.receipts import ReceiptBook
+from broadcast.dispatch.sink import CoreSink
+from broadcast.events import BroadcastAiring, BroadcastSettled, DeliveryChanged, Events, LinkChanged
 from broadcast.intake.intake import Intake, Refused
-from broadcast.model import DeliveryEvent, LinkState, MessageDraft, SourceKind
+from broadcast.interconnect.facade import CountyParts
+from broadcast.interconnect.routes import Interconnect
+from broadcast.model import LinkState
 from broadcast.pipeline.pipeline import Pipeline
+from broadcast.pipeline.resume import resume_unfinished
+from broadcast.pipeline.script import CountyScript
 from broadcast.policy.config import policy_config
 from broadcast.policy.desk import Desk
 from broadcast.policy.engine import PolicyEngine
-from broadcast.reports.jobs import OpsService, ops_for
-from broadcast.schedule.drill_service import jobstore_url
+from broadcast.reports.jobs import OpsService
+from broadcast.retry import RetryPolicy
+from broadcast.schedule.drill_service import DrillService, jobstore_url
+from broadcast.schedule.drill_service import pipeline_submitter as drill_submitter
+from broadcast.schedule.drills import drill_prerenderer
 from broadcast.schedule.programme_specs import programmes_from_config
 from broadcast.schedule.programmes import ProgrammeService
 from broadcast.schedule.programmes import pipeline_submitter as programme_submitter
@@ -52,9 +69,6 @@ from broadcast.store.inventory import list_terminals, sync_inventory
 from terminals.inventory import load_inventory
 from terminals.inventory_model import Inventory
 
-if TYPE_CHECKING:
-    from broadcast.interconnect.routes import Interconnect
-
 log = logging.getLogger(__name__)
 
 
@@ -63,37 +77,20 @@ def read_certificates(base: Path, paths: list[str]) -> list[bytes]:
     return [(p if p.is_absolute() else base / p).read_bytes() for p in map(Path, paths)]
 
 
-class CoreSink:
-    """Routes adapter news to receipts, link health and the dispatcher (AdapterSink)."""
+def bind_listener(host: str, port: int) -> socket.socket:
+    """The web server's listening socket, bound before anything is built so the audio URL is known."""
+    sock = socket.create_server((host, port), reuse_port=False, backlog=1024)
+    sock.setblocking(False)
+    return sock
 
-    def __init__(self, receipts: ReceiptBook, links: LinkTracker, dispatcher: Dispatcher) -> None:
-        self._receipts = receipts
-        self._links = links
-        self._dispatcher = dispatcher
 
-    def delivery_event(self, event: DeliveryEvent) -> None:
-        if self._dispatcher.is_interruption_report(event):
-            log.debug(
-                "EBM %s on %s interrupted by preemption: resumes later", event.ebm_id, event.terminal_code
-            )
-            return
-        self._receipts.record(
-            event.ebm_id,
-            event.terminal_code,
-            event.status,
-            event.at,
-            reason=event.reason,
-            detail=event.detail,
-        )
+@dataclass(frozen=True)
+class Step:
+    """One part in the start/stop order: ``start`` runs in list order, ``close`` in reverse."""
 
-    def terminal_link(self, terminal_code: str, state: LinkState, at: datetime, detail: str = "") -> None:
-        was = self._links.state(terminal_code)
-        self._links.link(terminal_code, state, at, detail)
-        if state is LinkState.ONLINE and was is LinkState.OFFLINE:
-            self._dispatcher.on_terminal_online(terminal_code)
-
-    def terminal_heartbeat(self, terminal_code: str, at: datetime) -> None:
-        self._links.heartbeat(terminal_code, at)
+    name: str
+    start: Callable[[], Awaitable[None]] | None = None
+    close: Callable[[], Awaitable[None]] | None = None
 
 
 @dataclass
@@ -101,6 +98,7 @@ class Controller:
     settings: Settings
     clock: Clock
     engine: AsyncEngine
+    events: Events
     inventory: Inventory
     registry: AdapterRegistry
     receipts: ReceiptBook
@@ -113,16 +111,19 @@ class Controller:
     audio_config: AudioConfig
     desk: Desk
     intake: Intake
-    feeds: FeedPoller | None = None
-    web_port: int = 0
+    feeds: FeedPoller | None
+    drills: DrillService | None
+    ops: OpsService
+    programmes: ProgrammeService
+    http: aiohttp.ClientSession
+    app: web.Application
+    interconnect: Interconnect | None
+    web_port: int
     first_admin_password: str | None = None
-    interconnect: Interconnect | None = None
-    ops: OpsService | None = None
-    programmes: ProgrammeService | None = None
+    _listener: socket.socket | None = None
     _runner: web.AppRunner | None = None
-    _http: aiohttp.ClientSession | None = None
-    _feeds_stop: asyncio.Event | None = None
-    _feeds_task: asyncio.Task[None] | None = None
+    _steps: list[Step] = field(default_factory=list)
+    _started: list[Step] = field(default_factory=list)
 
     @classmethod
     async def create(
@@ -133,19 +134,40 @@ class Controller:
         adapter_factories: dict[str, AdapterFactory] | None = None,
     ) -> Controller:
         clock = clock or SystemClock()
+        listener = bind_listener(settings.host, settings.port)
         engine = make_engine(settings.database_url)
-        await prepare_schema(engine)
+        http = aiohttp.ClientSession()  # the one outbound HTTP session (feeds, upper platforms, media)
+        try:
+            return await cls._build(settings, clock, adapter_factories, listener, engine, http)
+        except BaseException:
+            listener.close()
+            await http.close()
+            await engine.dispose()
+            raise
+
+    @classmethod
+    async def _build(
+        cls,
+        settings: Settings,
+        clock: Clock,
+        adapter_factories: dict[str, AdapterFactory] | None,
+        listener: socket.socket,
+        engine: AsyncEngine,
+        http: aiohttp.ClientSession,
+    ) -> Controller:
+        web_port = int(listener.getsockname()[1])
+        await prepare_schema(engine, feature_tables())
         inventory = load_inventory(settings.inventory_path)
         added, updated = await sync_inventory(engine, inventory)
         if added or updated:
             log.info("inventory %s: %d terminals added, %d updated", inventory.name, added, updated)
         registry = AdapterRegistry(clock, adapter_factories)
-        adapter_cfg = {
-            name: {"platform_code": inventory.platform_code, **cfg} for name, cfg in settings.adapters.items()
-        }
-        registry.build(adapter_cfg)
-        links = LinkTracker(engine)
-        receipts = ReceiptBook(engine, clock)
+        registry.build(
+            {name: {"platform_code": inventory.platform_code, **cfg} for name, cfg in settings.adapters.items()}
+        )
+        events = Events()
+        links = LinkTracker(engine, events)
+        receipts = ReceiptBook(engine, clock, events)
         dispatcher = Dispatcher(
             registry,
             receipts,
@@ -156,17 +178,8 @@ class Controller:
         cache = AudioCache(settings.audio_cache_dir, max_bytes=settings.audio_max_bytes)
         audio_cfg = audio_config(settings.raw.get("audio", {}))
         renderer = build_renderer(cache, audio_cfg, clock, normalise=normalise_for_speech)
-        templates = load_templates()
         live = LiveProgrammes(renderer, clock)
-
-        def script(draft: MessageDraft) -> tuple[str, str]:
-            if draft.source.kind is SourceKind.SCHEDULE and not draft.msg_type.is_drill:
-                # A daily programme is read as written, not framed as a warning.
-                return draft.primary.title, normalise_for_speech(draft.primary.text)
-            spoken = templates.render(draft, county_name=inventory.name)
-            return spoken.title, spoken.body
-
-        # The audio URL needs the bound web port; the pipeline is re-pointed after the server binds.
+        audio_base_url = settings.audio_base_url(web_port)
         pipeline = Pipeline(
             engine,
             inventory,
@@ -174,150 +187,207 @@ class Controller:
             dispatcher,
             receipts,
             clock,
-            audio_base_url=settings.audio_base_url(),
-            script=script,
+            events,
+            audio_base_url=audio_base_url,
+            script=CountyScript(load_templates(), inventory.name, normalise_for_speech),
             live=live,
             repeats_for=audio_cfg.repeats_for,
         )
-        receipts.on_settled = pipeline.on_settled
-        desk = Desk(
-            engine, pipeline, PolicyEngine(policy_config(settings.raw.get("policy", {})), clock), clock
-        )
+        desk = Desk(engine, pipeline, PolicyEngine(policy_config(settings.raw.get("policy", {})), clock), clock)
         intake_cfg = settings.raw.get("intake", {})
+
+        def audio_exists(digest: str) -> bool:
+            return cache.path_for(digest, "mp3") is not None
+
         intake = Intake(
             inventory,
             desk,
             clock,
             max_bytes=settings.max_body_bytes,
-            audio_exists=lambda d: cache.path_for(d, "mp3") is not None,
+            audio_exists=audio_exists,
             signature_policy=SignaturePolicy(intake_cfg.get("cap_signature", "verify_if_present")),
             trusted_certs=read_certificates(settings.base_dir, intake_cfg.get("cap_trusted_certs", [])),
         )
-        return cls(
-            settings,
-            clock,
-            engine,
-            inventory,
-            registry,
-            receipts,
-            links,
-            dispatcher,
-            cache,
-            renderer,
-            pipeline,
-            live,
-            audio_cfg,
-            desk,
-            intake,
-        )
+        # The way back up: each stage says what happened; these are the only subscriptions.
+        events.subscribe(DeliveryChanged, dispatcher.on_delivery_changed)
+        events.subscribe(LinkChanged, dispatcher.on_link_changed)
+        events.subscribe(BroadcastSettled, pipeline.complete)
+        events.subscribe(BroadcastAiring, desk.on_airing)
 
-    async def start(
-        self,
-        *,
-        serve_web: bool = True,
-        extra_setup: Callable[[Controller, web.Application], Awaitable[None]] | None = None,
-    ) -> None:
-        """Start everything. ``extra_setup`` may add routes/components to the web app before it
-        starts (e.g. the upper-platform interconnect)."""
-        # These import the controller type; importing them here avoids a cycle.
-        from broadcast.app.interconnect import attach_interconnect
-        from broadcast.app.web import make_app
+        async def submit_from_feed(data: bytes, feed: str) -> None:
+            try:
+                await intake.submit_cap(data, actor=f"feed:{feed}")
+            except Refused as exc:
+                # Refused for good (malformed, unknown area, expired…): reported, not retried every round.
+                log.warning("feed %s: CAP refused: %s", feed, exc.message)
 
-        known = {r["resource_code"]: LinkState(r["link_state"]) for r in await list_terminals(self.engine)}
-        # Nothing is connected before adapters start: whatever the last run left is stale.
-        self.links.seed({code: LinkState.OFFLINE for code in known})
-        await self.live.warm()  # the chimes and the fallback notice, encoded once
-        self.receipts.start()
-        self.links.start()
-        if serve_web:
-            app = make_app(self)
-            self.interconnect = await attach_interconnect(
-                self, app, self.settings.raw.get("interconnect", {})
+        feed_entries = settings.raw.get("feeds", [])
+        feeds = (
+            FeedPoller(
+                feeds_from_config(feed_entries), session=http, engine=engine, submit=submit_from_feed, clock=clock
             )
-            if extra_setup is not None:
-                await extra_setup(self, app)
-            self._runner = web.AppRunner(app, access_log=None)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, self.settings.host, self.settings.port, backlog=1024)
-            await site.start()
-            self.web_port = int(self._runner.addresses[0][1])
-            self.pipeline.audio_base_url = self.settings.audio_base_url(self.web_port)
-        await sync_configured_tokens(
-            self.engine, self.clock, self.settings.raw.get("intake", {}).get("tokens", [])
+            if feed_entries
+            else None
         )
-        self.first_admin_password = await accounts.ensure_first_admin(
-            self.engine, self.clock, Passwords(None)
+        drills = drill_service(
+            settings,
+            inventory,
+            engine,
+            clock,
+            drill_submitter(pipeline),
+            prerender=drill_prerenderer(pipeline.script, renderer, repeats_for=audio_cfg.repeats_for),
         )
-        sink = CoreSink(self.receipts, self.links, self.dispatcher)
-        await self.registry.start_all(sink, self.inventory.terminals)
-        await self.desk.restore()
-        resumed = await self.pipeline.resume()
-        if resumed:
-            log.info("%d unfinished broadcasts resumed", resumed)
-        self.desk.start()
-        await self._start_feeds()
-        self.ops = ops_for(self)  # drills, scheduled health reports
-        await self.ops.start()
-        await self._start_programmes()
-
-    async def _start_programmes(self) -> None:
-        """Daily programmes (日常广播) from ``[[programmes]]`` and approved media-centre submissions;
-        emergencies preempt them. Always started: approving a submission schedules into it."""
-        specs = programmes_from_config(self.settings.raw.get("programmes", []), self.inventory.county.code)
-        self.programmes = ProgrammeService(
-            self.clock,
-            programme_submitter(self.pipeline),
-            specs,
-            self.inventory.platform_name or self.inventory.name,
-            self.inventory.platform_code,
-            jobstore_url(self.settings.database_url, self.settings.base_dir / "var" / "drill-jobs.sqlite3"),
-            engine=self.engine,
-            default_areas=(self.inventory.county.code,),
-            audio_exists=lambda d: self.audio_cache.path_for(d, "mp3") is not None,
+        ops = report_service(settings, inventory, engine, clock)
+        # Daily programmes (日常广播) from ``[[programmes]]`` and approved media-centre submissions;
+        # emergencies preempt them. Always built: approving a submission schedules into it.
+        programmes = ProgrammeService(
+            clock,
+            programme_submitter(pipeline),
+            programmes_from_config(settings.raw.get("programmes", []), inventory.county.code),
+            inventory.platform_name or inventory.name,
+            inventory.platform_code,
+            jobstore_url(settings.database_url, settings.base_dir / "var" / "drill-jobs.sqlite3"),
+            engine=engine,
+            default_areas=(inventory.county.code,),
+            audio_exists=audio_exists,
         )
-        await self.programmes.start()
-
-    async def _start_feeds(self) -> None:
-        entries = self.settings.raw.get("feeds", [])
-        if not entries:
-            return
-        self._http = aiohttp.ClientSession()
-        self.feeds = FeedPoller(
-            feeds_from_config(entries),
-            session=self._http,
-            engine=self.engine,
-            submit=self._submit_from_feed,
-            clock=self.clock,
+        ctl = cls(
+            settings=settings,
+            clock=clock,
+            engine=engine,
+            events=events,
+            inventory=inventory,
+            registry=registry,
+            receipts=receipts,
+            links=links,
+            dispatcher=dispatcher,
+            audio_cache=cache,
+            renderer=renderer,
+            pipeline=pipeline,
+            live=live,
+            audio_config=audio_cfg,
+            desk=desk,
+            intake=intake,
+            feeds=feeds,
+            drills=drills,
+            ops=ops,
+            programmes=programmes,
+            http=http,
+            app=web.Application(),
+            interconnect=None,
+            web_port=web_port,
+            _listener=listener,
         )
-        await self.feeds.prepare()
-        self._feeds_stop = asyncio.Event()
-        self._feeds_task = asyncio.create_task(self.feeds.run(self._feeds_stop), name="feeds")
+        ctl.app = make_app(ctl)
+        ctl.interconnect = attach_interconnect(
+            ctl.county_parts(),
+            ctl.app,
+            settings.raw.get("interconnect", {}),
+            base_dir=settings.base_dir,
+            public_url=settings.public_url,
+            session=http,
+        )
+        ctl._steps = ctl._plan()
+        return ctl
 
-    async def _submit_from_feed(self, data: bytes, feed: str) -> None:
-        try:
-            await self.intake.submit_cap(data, actor=f"feed:{feed}")
-        except Refused as exc:
-            # Refused for good (malformed, unknown area, expired…): reported, not retried every round.
-            log.warning("feed %s: CAP refused: %s", feed, exc.message)
+    def county_parts(self) -> CountyParts:
+        """What the upper-platform interconnect may use of this county."""
+        return CountyParts(
+            self.intake, self.desk, self.engine, self.inventory, self.links, self.clock, self.pipeline.audio_base_url
+        )
 
-    async def close(self) -> None:
-        if self.programmes is not None:
-            await self.programmes.close()
-        if self.ops is not None:
-            await self.ops.close()
-        if self._feeds_stop is not None and self._feeds_task is not None:
-            self._feeds_stop.set()
-            await asyncio.gather(self._feeds_task, return_exceptions=True)
-        if self._http is not None:
-            await self._http.close()
-        await self.desk.close()
-        await self.pipeline.close()
-        await self.live.close()
-        await self.dispatcher.close()
-        await self.registry.close_all()
+    def _plan(self) -> list[Step]:
+        feeds_stop = asyncio.Event()
+        feeds_task: list[asyncio.Task[None]] = []
+
+        async def start_feeds() -> None:
+            if self.feeds is not None:
+                await self.feeds.prepare()
+                feeds_task.append(asyncio.create_task(self.feeds.run(feeds_stop), name="feeds"))
+
+        async def close_feeds() -> None:
+            feeds_stop.set()
+            await asyncio.gather(*feeds_task, return_exceptions=True)
+
+        async def restore_and_resume() -> None:
+            await self.desk.restore()
+            resumed = await resume_unfinished(self.pipeline, self.engine, self.clock)
+            if resumed:
+                log.info("%d unfinished broadcasts resumed", resumed)
+            await self.desk.start()
+
+        steps = [
+            Step("receipts", self.receipts.start, self.receipts.close),
+            Step("links", self._seed_links, self.links.close),
+            Step("web", self._start_web, self._close_web),
+            Step("live audio", self.live.warm, self.live.close),  # the chimes and the fallback notice
+            Step("accounts", self._accounts),
+            Step("adapters", self._start_adapters, self.registry.close_all),
+            Step("dispatcher", close=self.dispatcher.close),
+            Step("pipeline", close=self.pipeline.close),
+            Step("desk", restore_and_resume, self.desk.close),
+            Step("feeds", start_feeds, close_feeds),
+        ]
+        if self.drills is not None:
+            steps.append(Step("drills", self.drills.start, self.drills.close))
+        steps += [
+            Step("reports", self.ops.start, self.ops.close),
+            Step("programmes", self.programmes.start, self.programmes.close),
+            Step("http client", close=self.http.close),
+        ]
+        return steps
+
+    async def _seed_links(self) -> None:
+        rows = await list_terminals(self.engine)
+        # Nothing is connected before adapters start: whatever the last run left is stale.
+        self.links.seed(
+            {r["resource_code"]: LinkState.OFFLINE for r in rows},
+            {r["resource_code"]: r["link_changed_at"] for r in rows if r["link_changed_at"] is not None},
+        )
+        await self.links.start()
+
+    async def _start_web(self) -> None:
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        assert self._listener is not None
+        await web.SockSite(self._runner, self._listener, backlog=1024).start()
+
+    async def _close_web(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        await self.receipts.close()
-        await self.links.close()
+
+    async def _accounts(self) -> None:
+        await sync_configured_tokens(self.engine, self.clock, self.settings.raw.get("intake", {}).get("tokens", []))
+        self.first_admin_password = await accounts.ensure_first_admin(self.engine, self.clock, Passwords(None))
+
+    async def _start_adapters(self) -> None:
+        await self.registry.start_all(CoreSink(self.receipts, self.links, self.dispatcher), self.inventory.terminals)
+
+    async def start(
+        self, *, extra_setup: Callable[[Controller, web.Application], Awaitable[None]] | None = None
+    ) -> None:
+        """Start every part in order. ``extra_setup`` may add routes to the web app before it starts
+        (tests and benchmarks)."""
+        if extra_setup is not None:
+            await extra_setup(self, self.app)
+        for step in self._steps:
+            if step.start is not None:
+                await step.start()
+            self._started.append(step)
+
+    async def close(self) -> None:
+        """Stop what was started, in reverse order; then the database."""
+        while self._started:
+            step = self._started.pop()
+            if step.close is None:
+                continue
+            try:
+                await step.close()
+            except Exception:
+                log.exception("closing %s failed", step.name)
+        if self._listener is not None:
+            self._listener.close()
+        if not self.http.closed:
+            await self.http.close()
         await self.engine.dispose()

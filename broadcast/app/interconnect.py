@@ -1,9 +1,9 @@
-"""Attaches the upper-platform interconnect to a controller from its `[interconnect]` config section:
-`await attach_interconnect(controller, app, settings.raw.get("interconnect", {}))`.
+"""Attaches the upper-platform interconnect to the controller's web app from its `[interconnect]` config
+section: `attach_interconnect(parts, app, settings.raw.get("interconnect", {}), base_dir=…)`.
 
 Reads the section (see config/interconnect.example.toml), loads the SM2 private key file and the trusted
 upper public keys (by certificate serial), builds `InterconnectSettings` and installs the interconnect on the
-controller's aiohttp app with a `ControllerFacade`. Returns None when the section is absent or disabled.
+controller's aiohttp app with a `ControllerFacade` over the county parts it is given. Returns None when the section is absent or disabled.
 Must be called before the app starts (the parts start with the app). Never generates keys, never logs key
 material and never starts anything itself.
 """
@@ -15,21 +15,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from broadcast.codes import ResourceCode
 from broadcast.interconnect.ebd.keys import KeyFileError, read_private_key, read_public_key
 from broadcast.interconnect.ebd.signing import PublicKey, Signer, Verifier, normalise_cert_sn
-from broadcast.interconnect.facade import ControllerFacade
+from broadcast.interconnect.facade import ControllerFacade, CountyParts
 from broadcast.interconnect.link import LinkTiming
 from broadcast.interconnect.outbox import RetryPolicy
 from broadcast.interconnect.routes import Interconnect, InterconnectSettings, install
 from broadcast.interconnect.upper_boundary import UpperPeer
-
-if TYPE_CHECKING:
-    from broadcast.app.controller import Controller
 
 log = logging.getLogger(__name__)
 
@@ -183,8 +181,14 @@ def interconnect_settings(section: Mapping[str, Any], *, public_url: str = "") -
     )
 
 
-async def attach_interconnect(
-    controller: Controller, app: web.Application, settings_section: Mapping[str, Any]
+def attach_interconnect(
+    parts: CountyParts,
+    app: web.Application,
+    settings_section: Mapping[str, Any],
+    *,
+    base_dir: Path,
+    public_url: str = "",
+    session: aiohttp.ClientSession | None = None,
 ) -> Interconnect | None:
     """Install the interconnect on `app` (before it starts); None when `[interconnect]` is not configured.
 
@@ -200,18 +204,18 @@ async def attach_interconnect(
             )
         log.info("upper-platform interconnect not configured")
         return None
-    base_dir = controller.settings.base_dir
-    keys = load_keys(section, base_dir, clock=controller.clock)
-    ic_settings = interconnect_settings(section, public_url=controller.settings.public_url)
-    facade = ControllerFacade(controller)
+    keys = load_keys(section, base_dir, clock=parts.clock)
+    ic_settings = interconnect_settings(section, public_url=public_url)
+    facade = ControllerFacade(parts)
     ic = install(
         app,
         facade,
-        engine=controller.engine,
+        engine=parts.engine,
         signer=keys.signer,
         verifier=keys.verifier,
-        clock=controller.clock,
+        clock=parts.clock,
         settings=ic_settings,
+        session=session,
     )
     log.info(
         "upper-platform interconnect on %s for %s, %d upper platform(s), signing with cert %s",

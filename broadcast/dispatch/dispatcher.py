@@ -1,12 +1,13 @@
-"""Dispatch (调度控制): deliveries → adapters, with the one retry policy of the product.
+"""Dispatch (调度控制): deliveries → adapters, retried with the product's one retry policy
+(``broadcast.retry``).
 
 Adapters classify each attempt (accepted / retry / permanent); this module decides what happens next:
 jittered exponential backoff until the message's end time, OFFLINE for terminals without a live link
 (tried again the moment they reconnect, while the message is still valid), expiry at the end time,
 and stop. Delivery progress is recorded in the ReceiptBook, which refuses anything that would play a
-message twice. Never imports a concrete adapter: they come from the registry.
+message twice. Never imports a concrete adapter: they come from the registry (``Adapters``).
 
-Preemption (上级优先、应急优先, rule in broadcast/preemption.py): the dispatcher knows, per terminal, which
+Preemption (上级优先、应急优先, rule in ``preemption``, per-terminal state in ``stations``): the dispatcher knows, per terminal, which
 of its deliveries is on air (start accepted, not yet settled). A delivery is sent to a terminal only if
 nothing is on air there or it strictly outranks what is (and no higher-ranked delivery is waiting for
 that terminal); otherwise it waits, still queued, until the terminal is free. When a higher-ranked start
@@ -24,15 +25,16 @@ import contextlib
 import logging
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from typing import Protocol
 
-from adapters.base import Adapter, FailureKind, Outcome
-from adapters.registry import AdapterRegistry
+from adapters.base import Adapter
 from broadcast.clock import Clock
-from broadcast.dispatch.preemption import Rank, order_rank, preempts
 from broadcast.dispatch.receipts import ReceiptBook
-from broadcast.model import DeliveryEvent, DeliveryOrder, DeliveryStatus, FailureReason, TerminalRef
+from broadcast.dispatch.stations import LiveBroadcast, Station
+from broadcast.events import DeliveryChanged, LinkChanged
+from broadcast.messages import DeliveryReport, FailureKind, Outcome
+from broadcast.model import DeliveryOrder, DeliveryStatus, FailureReason, LinkState, TerminalRef
+from broadcast.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -51,68 +53,16 @@ PREEMPTED_DETAIL = "被更高优先级插播中断（{by}），终端空闲后�
 PREEMPTED_EXPIRED = "被更高优先级插播中断，结束时间前未能恢复播发"
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    initial_s: float = 0.5
-    factor: float = 2.0
-    max_s: float = 30.0
-    jitter: float = 0.2  # ± fraction
+class Adapters(Protocol):
+    """Where the dispatcher finds the adapter of a terminal (the registry)."""
 
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        base = min(self.max_s, self.initial_s * self.factor ** max(0, attempt - 1))
-        return base * (1 + rng.uniform(-self.jitter, self.jitter))
-
-
-@dataclass
-class _Live:
-    broadcast_id: int
-    order: DeliveryOrder
-    terminals: dict[str, TerminalRef]
-    tasks: set[asyncio.Task[None]]
-    stopped: bool = False
-    rank: Rank | None = None
-    # Terminals where this broadcast was preempted and waits to resume.
-    preempted: set[str] = field(default_factory=set)
-
-    def __post_init__(self) -> None:
-        if self.rank is None:
-            self.rank = order_rank(self.order)
-
-    def outranks(self, other: _Live) -> bool:
-        assert self.rank is not None and other.rank is not None
-        return preempts(self.rank, other.rank)
-
-
-@dataclass(eq=False)
-class _Station:
-    """One terminal as the dispatcher sees it: what it has on air, who waits for it."""
-
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    on_air: _Live | None = None
-    incoming: _Live | None = None  # being sent now; if it outranks on_air, the device may cut on_air off
-    waiting: list[_Live] = field(default_factory=list)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def notify(self) -> None:
-        self.changed.set()
-        self.changed = asyncio.Event()
-
-    def blocker(self, live: _Live) -> _Live | None:
-        """What keeps ``live`` from being sent now: the item on air unless ``live`` outranks it, or a
-        strictly higher-ranked delivery waiting for the same terminal."""
-        cur = self.on_air
-        if cur is not None and cur is not live and not cur.stopped and not live.outranks(cur):
-            return cur
-        for other in self.waiting:
-            if other is not live and not other.stopped and other.outranks(live):
-                return other
-        return None
+    def get(self, name: str) -> Adapter | None: ...
 
 
 class Dispatcher:
     def __init__(
         self,
-        registry: AdapterRegistry,
+        registry: Adapters,
         receipts: ReceiptBook,
         clock: Clock,
         *,
@@ -123,18 +73,17 @@ class Dispatcher:
         self._registry = registry
         self._receipts = receipts
         self._clock = clock
-        self._retry = retry or RetryPolicy()
+        self._retry = retry or RetryPolicy(initial_s=0.5, max_s=30.0)
         self._rng = rng or random.Random()
         self._limit = concurrency_per_adapter
         self._sems: dict[str, asyncio.Semaphore] = {}
-        self._live: dict[str, _Live] = {}
-        self._stations: dict[str, _Station] = {}
-        receipts.add_listener(self._on_receipt)
+        self._live: dict[str, LiveBroadcast] = {}
+        self._stations: dict[str, Station] = {}
 
-    def _station(self, code: str) -> _Station:
+    def _station(self, code: str) -> Station:
         st = self._stations.get(code)
         if st is None:
-            st = self._stations[code] = _Station()
+            st = self._stations[code] = Station()
         return st
 
     def on_air(self, terminal_code: str) -> str | None:
@@ -147,7 +96,7 @@ class Dispatcher:
         st = self._stations.get(terminal_code)
         return [lv.order.ebm_id for lv in st.waiting] if st is not None else []
 
-    def is_interruption_report(self, event: DeliveryEvent) -> bool:
+    def is_interruption_report(self, event: DeliveryReport) -> bool:
         """A device saying it was interrupted (cut off by a higher item) is not the end of the delivery:
         the dispatcher has queued it to resume. Such a report must not settle it as failed/cancelled."""
         live = self._live.get(event.ebm_id)
@@ -166,14 +115,18 @@ class Dispatcher:
             and st.incoming.outranks(live)
         )
 
-    def _on_receipt(self, broadcast_id: int, terminal_code: str, status: DeliveryStatus) -> None:
-        """Receipt listener: a delivery on air that settles frees its terminal."""
-        st = self._stations.get(terminal_code)
-        if st is None or st.on_air is None or st.on_air.broadcast_id != broadcast_id:
+    def on_delivery_changed(self, event: DeliveryChanged) -> None:
+        """A delivery on air that settles (or goes back to the queue) frees its terminal."""
+        st = self._stations.get(event.terminal_code)
+        if st is None or st.on_air is None or st.on_air.broadcast_id != event.broadcast_id:
             return
-        if status.settled or status is DeliveryStatus.QUEUED:
-            st.on_air = None
-            st.notify()
+        if event.status.settled or event.status is DeliveryStatus.QUEUED:
+            st.release(st.on_air)
+
+    def on_link_changed(self, event: LinkChanged) -> None:
+        """A terminal that comes back online gets its parked deliveries again."""
+        if event.state is LinkState.ONLINE and event.was in (None, LinkState.OFFLINE):
+            self.on_terminal_online(event.terminal_code)
 
     def _sem(self, adapter: str) -> asyncio.Semaphore:
         sem = self._sems.get(adapter)
@@ -187,7 +140,7 @@ class Dispatcher:
     async def dispatch(self, broadcast_id: int, order: DeliveryOrder, targets: Sequence[TerminalRef]) -> None:
         """Start delivering; returns once every first attempt is under way (not when played)."""
         tracked = {d.terminal_code: d for d in await self._receipts.track(broadcast_id, order.ebm_id)}
-        live = _Live(broadcast_id, order, {t.resource_code: t for t in targets}, set())
+        live = LiveBroadcast(broadcast_id, order, {t.resource_code: t for t in targets})
         self._live[order.ebm_id] = live
         for t in targets:
             td = tracked.get(t.resource_code)
@@ -204,7 +157,7 @@ class Dispatcher:
                 self._spawn(live, t)
         live.tasks.add(asyncio.create_task(self._expire_at_end(live), name=f"expire-{order.ebm_id}"))
 
-    def _spawn(self, live: _Live, terminal: TerminalRef) -> None:
+    def _spawn(self, live: LiveBroadcast, terminal: TerminalRef) -> None:
         task = asyncio.create_task(self._deliver(live, terminal), name=f"deliver-{terminal.resource_code}")
         live.tasks.add(task)
         task.add_done_callback(live.tasks.discard)
@@ -212,7 +165,7 @@ class Dispatcher:
     def _seconds_left(self, order: DeliveryOrder) -> float:
         return (order.end_at - self._clock.now()).total_seconds()
 
-    async def _deliver(self, live: _Live, terminal: TerminalRef) -> None:
+    async def _deliver(self, live: LiveBroadcast, terminal: TerminalRef) -> None:
         order = live.order
         code = terminal.resource_code
         station = self._station(code)
@@ -281,7 +234,7 @@ class Dispatcher:
             return Outcome.RETRY, FailureKind.IO, str(exc)
         return result.outcome, result.failure, result.detail
 
-    async def _wait_behind(self, station: _Station, live: _Live, changed: asyncio.Event) -> None:
+    async def _wait_behind(self, station: Station, live: LiveBroadcast, changed: asyncio.Event) -> None:
         station.waiting.append(live)
         try:
             timeout = max(0.0, min(WAIT_RECHECK_S, self._seconds_left(live.order)))
@@ -291,7 +244,7 @@ class Dispatcher:
         finally:
             station.waiting.remove(live)
 
-    def _take(self, station: _Station, live: _Live, code: str) -> None:
+    def _take(self, station: Station, live: LiveBroadcast, code: str) -> None:
         """``live`` is on air at ``code`` now; what it displaced waits to resume."""
         prev, station.on_air = station.on_air, live
         live.preempted.discard(code)
@@ -303,7 +256,7 @@ class Dispatcher:
             prev.preempted.add(code)
             self._spawn(prev, prev.terminals[code])
 
-    def _expire_one(self, live: _Live, code: str) -> None:
+    def _expire_one(self, live: LiveBroadcast, code: str) -> None:
         if code in live.preempted:
             self._record(live.order, code, DeliveryStatus.FAILED, FailureReason.PREEMPTED, PREEMPTED_EXPIRED)
         else:
@@ -321,7 +274,7 @@ class Dispatcher:
             order.ebm_id, code, status, self._clock.now(), reason=reason, detail=detail
         )
 
-    async def _expire_at_end(self, live: _Live) -> None:
+    async def _expire_at_end(self, live: LiveBroadcast) -> None:
         left = self._seconds_left(live.order)
         if left > 0:
             await asyncio.sleep(left)
@@ -357,9 +310,8 @@ class Dispatcher:
                     why, text = FailureReason.PREEMPTED, PREEMPTED_EXPIRED
                 self._receipts.record(ebm_id, td.terminal_code, status, now, reason=why, detail=text)
         for st in self._stations.values():
-            if st.on_air is live:
-                st.on_air = None
-                st.notify()
+            st.release(live)
+        self._receipts.untrack(ebm_id)
 
     async def stop(self, ebm_id: str) -> int:
         """Stop a broadcast on every terminal that has it; returns how many stop instructions went out."""
@@ -392,13 +344,6 @@ class Dispatcher:
 
         await asyncio.gather(*(stop_one(code) for code in targets))
         return len(targets)
-
-    def live_orders(self) -> list[DeliveryOrder]:
-        return [lv.order for lv in self._live.values()]
-
-    def ends_at(self, ebm_id: str) -> datetime | None:
-        live = self._live.get(ebm_id)
-        return live.order.end_at if live else None
 
     async def close(self) -> None:
         for live in list(self._live.values()):

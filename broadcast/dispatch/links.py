@@ -1,19 +1,21 @@
 """Terminal link health as the adapters report it: online / offline / fault / broadcasting.
 
-Availability follows the last successful contact (Home Assistant style): a transition is logged and
-stored once; heartbeats only refresh an in-memory last-seen, written in batches. Never talks to
-adapters directly.
+The one place the core keeps link state (adapters keep their own socket view): availability follows
+the last report (Home Assistant style); a transition is logged, stored once and emitted as
+``LinkChanged`` with the state it left; heartbeats only refresh an in-memory last-seen, written in
+batches. Never talks to adapters directly.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Mapping
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from broadcast.events import Events, LinkChanged
 from broadcast.model import LinkState
 from broadcast.store.inventory import LinkChange, record_last_seen, record_link_changes
 
@@ -21,28 +23,32 @@ log = logging.getLogger(__name__)
 
 
 class LinkTracker:
-    def __init__(self, engine: AsyncEngine, *, flush_interval_s: float = 1.0) -> None:
+    def __init__(self, engine: AsyncEngine, events: Events, *, flush_interval_s: float = 1.0) -> None:
         self._engine = engine
+        self._events = events
         self._interval = flush_interval_s
         self._state: dict[str, LinkState] = {}
+        self._changed_at: dict[str, datetime] = {}
         self._terminals: set[str] = set()
         self._last_seen: dict[str, datetime] = {}
         self._dirty_seen: dict[str, datetime] = {}
         self._changes: list[LinkChange] = []
-        self._listeners: list[Callable[[str, LinkState], None]] = []
         self._task: asyncio.Task[None] | None = None
 
-    def add_listener(self, listener: Callable[[str, LinkState], None]) -> None:
-        self._listeners.append(listener)
-
-    def seed(self, states: dict[str, LinkState]) -> None:
-        """The terminals and their starting states. Other resources (front-ends, transmitters) are
-        tracked too when adapters report them, but ``counts()`` is about terminals."""
+    def seed(self, states: Mapping[str, LinkState], changed_at: Mapping[str, datetime] | None = None) -> None:
+        """The terminals, their starting states and when those last changed (from the store). Other
+        resources (front-ends, transmitters) are tracked too when adapters report them, but
+        ``counts()`` is about terminals."""
         self._state.update(states)
         self._terminals.update(states)
+        self._changed_at.update(changed_at or {})
 
     def state(self, terminal_code: str) -> LinkState:
         return self._state.get(terminal_code, LinkState.OFFLINE)
+
+    def changed_at(self, terminal_code: str) -> datetime | None:
+        """When the link state last changed (this run, or as stored before it)."""
+        return self._changed_at.get(terminal_code)
 
     def last_seen(self, terminal_code: str) -> datetime | None:
         return self._last_seen.get(terminal_code)
@@ -61,17 +67,17 @@ class LinkTracker:
         if old is state:
             return
         self._state[terminal_code] = state
+        self._changed_at[terminal_code] = at
         self._changes.append(LinkChange(terminal_code, state, at, detail))
         level = logging.INFO if state in (LinkState.ONLINE, LinkState.BROADCASTING) else logging.WARNING
         log.log(level, "terminal %s %s → %s %s", terminal_code, old or "unknown", state, detail)
-        for listener in self._listeners:
-            listener(terminal_code, state)
+        self._events.emit(LinkChanged(terminal_code, state, old, at, detail))
 
     def heartbeat(self, terminal_code: str, at: datetime) -> None:
         self._last_seen[terminal_code] = at
         self._dirty_seen[terminal_code] = at
 
-    def start(self) -> None:
+    async def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="link-tracker")
 

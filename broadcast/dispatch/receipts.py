@@ -1,28 +1,27 @@
-"""Receipts (回执): per-terminal delivery state of live broadcasts, persisted in batches, and the
-coverage / time-to-air summary of a broadcast.
+"""Receipts (回执): per-terminal delivery state of the broadcasts being dispatched, persisted in batches.
 
-Owns the in-memory view of active deliveries and the append-only delivery_events writer. Status
-changes are validated against the lifecycle table, so a late or lying report cannot move a delivery
-backwards or play it twice. Never talks to adapters.
+Owns the in-memory view of the deliveries of each broadcast the dispatcher tracks (from ``track`` until
+``untrack`` when the dispatcher lets the broadcast go) and the batched writer. Status changes are
+validated against the lifecycle table, so a late or lying report cannot move a delivery backwards or
+play it twice. Every accepted change is emitted as ``DeliveryChanged``; once every delivery of a
+broadcast is settled and written, ``BroadcastSettled`` is published. Never talks to adapters; the
+read side (coverage, time-to-air) is ``broadcast.reports.stats``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcast.clock import Clock
+from broadcast.events import BroadcastSettled, DeliveryChanged, Events
 from broadcast.lifecycle import delivery_allows
 from broadcast.model import DeliveryStatus, FailureReason
-from broadcast.store.tables import deliveries, delivery_events
+from broadcast.store.deliveries import StatusWrite, deliveries_of, write_statuses
 
 log = logging.getLogger(__name__)
 
@@ -38,16 +37,6 @@ class TrackedDelivery:
 
 
 @dataclass
-class _Pending:
-    delivery_id: int
-    status: DeliveryStatus
-    reason: FailureReason | None
-    detail: str
-    at: datetime
-    attempts: int
-
-
-@dataclass
 class _Active:
     broadcast_id: int
     ebm_id: str
@@ -55,33 +44,29 @@ class _Active:
     unsettled: int = 0
 
 
-Listener = Callable[[int, str, DeliveryStatus], None]
-
-
 class ReceiptBook:
     def __init__(
         self,
         engine: AsyncEngine,
         clock: Clock,
+        events: Events,
         *,
         flush_interval_s: float = 0.05,
-        on_settled: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
         self._engine = engine
         self._clock = clock
+        self._events = events
         self._interval = flush_interval_s
-        self.on_settled = on_settled
         self._active: dict[str, _Active] = {}
         self._by_id: dict[int, _Active] = {}
-        self._queue: list[_Pending] = []
+        self._queue: list[StatusWrite] = []
         self._settled_pending: list[int] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._listeners: list[Listener] = []
         self._flush_lock = asyncio.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------------
-    def start(self) -> None:
+    async def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="receipt-book")
 
@@ -95,35 +80,27 @@ class ReceiptBook:
             self._task = None
         await self.flush()
 
-    def add_listener(self, listener: Listener) -> None:
-        self._listeners.append(listener)
-
     async def track(self, broadcast_id: int, ebm_id: str) -> list[TrackedDelivery]:
         """Load a broadcast's deliveries into memory (on dispatch, or on restart)."""
-        async with self._engine.connect() as conn:
-            rows = await conn.execute(
-                select(
-                    deliveries.c.id,
-                    deliveries.c.terminal_code,
-                    deliveries.c.area_code,
-                    deliveries.c.status,
-                    deliveries.c.attempts,
-                ).where(deliveries.c.broadcast_id == broadcast_id)
-            )
-            active = _Active(broadcast_id, ebm_id)
-            for r in rows:
-                td = TrackedDelivery(r[0], broadcast_id, r[1], r[2], DeliveryStatus(r[3]), int(r[4]))
-                active.by_terminal[td.terminal_code] = td
-                if not td.status.settled:
-                    active.unsettled += 1
+        active = _Active(broadcast_id, ebm_id)
+        for d in await deliveries_of(self._engine, broadcast_id):
+            td = TrackedDelivery(d.delivery_id, broadcast_id, d.terminal_code, d.area_code, d.status, d.attempts)
+            active.by_terminal[td.terminal_code] = td
+            if not td.status.settled:
+                active.unsettled += 1
         self._active[ebm_id] = active
         self._by_id[broadcast_id] = active
         return list(active.by_terminal.values())
 
     def untrack(self, ebm_id: str) -> None:
+        """Forget a broadcast the dispatcher let go (ended or stopped): later reports are ignored."""
         active = self._active.pop(ebm_id, None)
         if active is not None:
             self._by_id.pop(active.broadcast_id, None)
+
+    def tracked(self) -> int:
+        """How many broadcasts are held in memory."""
+        return len(self._active)
 
     def broadcast_id(self, ebm_id: str) -> int | None:
         a = self._active.get(ebm_id)
@@ -175,9 +152,8 @@ class ReceiptBook:
                 self._settled_pending.append(a.broadcast_id)
         elif was_settled and not status.settled:
             a.unsettled += 1
-        self._queue.append(_Pending(td.delivery_id, status, reason, detail, at, td.attempts))
-        for listener in self._listeners:
-            listener(a.broadcast_id, terminal_code, status)
+        self._queue.append(StatusWrite(td.delivery_id, status, reason, detail, at, td.attempts))
+        self._events.emit(DeliveryChanged(a.broadcast_id, ebm_id, terminal_code, status))
         self._wake.set()
         return True
 
@@ -202,112 +178,11 @@ class ReceiptBook:
             settled, self._settled_pending = self._settled_pending, []
             if batch:
                 try:
-                    await self._write(batch)
+                    await write_statuses(self._engine, batch)
                 except Exception:
                     self._queue[:0] = batch
                     self._settled_pending[:0] = settled
                     raise
         for bid in settled:
-            if self.on_settled is not None and self.unsettled(bid) == 0:
-                await self.on_settled(bid)
-
-    async def _write(self, batch: list[_Pending]) -> None:
-        latest: dict[int, dict[str, Any]] = {}
-        for p in batch:
-            row = latest.setdefault(
-                p.delivery_id,
-                {"b_id": p.delivery_id, "b_ack": None, "b_playing": None, "b_played": None},
-            )
-            row.update(
-                b_status=str(p.status),
-                b_reason=str(p.reason) if p.reason else None,
-                b_detail=p.detail,
-                b_attempts=p.attempts,
-                b_at=p.at,
-            )
-            if p.status is DeliveryStatus.ACKNOWLEDGED and row["b_ack"] is None:
-                row["b_ack"] = p.at
-            elif p.status is DeliveryStatus.PLAYING and row["b_playing"] is None:
-                row["b_playing"] = p.at
-            elif p.status is DeliveryStatus.PLAYED:
-                row["b_played"] = p.at
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                insert(delivery_events),
-                [
-                    {
-                        "delivery_id": p.delivery_id,
-                        "status": str(p.status),
-                        "reason": str(p.reason) if p.reason else None,
-                        "detail": p.detail,
-                        "at": p.at,
-                    }
-                    for p in batch
-                ],
-            )
-            await conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id == bindparam("b_id"))
-                .values(
-                    status=bindparam("b_status"),
-                    reason=bindparam("b_reason"),
-                    detail=bindparam("b_detail"),
-                    attempts=bindparam("b_attempts"),
-                    updated_at=bindparam("b_at"),
-                    acknowledged_at=func.coalesce(deliveries.c.acknowledged_at, bindparam("b_ack")),
-                    playing_at=func.coalesce(deliveries.c.playing_at, bindparam("b_playing")),
-                    played_at=func.coalesce(deliveries.c.played_at, bindparam("b_played")),
-                ),
-                list(latest.values()),
-            )
-
-
-def _percentile(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank percentile of an ascending list (q in 0..100)."""
-    if not sorted_values:
-        return math.nan
-    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
-def _ms_stats(values: list[float]) -> dict[str, float | int | None]:
-    values = sorted(values)
-    if not values:
-        return {"count": 0, "first_ms": None, "p50_ms": None, "p95_ms": None, "max_ms": None}
-    return {
-        "count": len(values),
-        "first_ms": round(values[0], 1),
-        "p50_ms": round(_percentile(values, 50), 1),
-        "p95_ms": round(_percentile(values, 95), 1),
-        "max_ms": round(values[-1], 1),
-    }
-
-
-def summarise(received_at: datetime, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Counts per delivery state, coverage (played / targeted) and time-to-air from delivery rows."""
-    counts = {str(s): 0 for s in DeliveryStatus}
-    reasons: dict[str, int] = {}
-    to_air: list[float] = []
-    to_ack: list[float] = []
-    for r in rows:
-        counts[r["status"]] += 1
-        if r["reason"]:
-            reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1
-        if r["playing_at"] is not None:
-            to_air.append((r["playing_at"] - received_at).total_seconds() * 1000)
-        if r["acknowledged_at"] is not None:
-            to_ack.append((r["acknowledged_at"] - received_at).total_seconds() * 1000)
-    targeted = len(rows)
-    played = counts[str(DeliveryStatus.PLAYED)]
-    return {
-        "targeted": targeted,
-        "counts": counts,
-        "failure_reasons": reasons,
-        "coverage": {
-            "played": played,
-            "targeted": targeted,
-            "rate": round(played / targeted, 4) if targeted else 0.0,
-        },
-        "time_to_air": _ms_stats(to_air),
-        "time_to_ack": _ms_stats(to_ack),
-    }
+            if self.unsettled(bid) == 0:
+                await self._events.publish(BroadcastSettled(bid))

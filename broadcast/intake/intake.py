@@ -1,7 +1,10 @@
-"""Intake: turns a submitted document (CAP, JSON message) into a desk decision, or a clear refusal.
+"""Intake: turns a submitted document (CAP, JSON message, an upper platform's EBM) into a desk
+decision, or a clear refusal.
 
-Owns the mapping from parse/convert/target failures and policy refusals to refusals a person can act
-on. Nothing is broadcast for a refused document. Never talks to adapters.
+The one refusal path of the product: parse, convert, target and policy failures of every format
+become a ``Refused`` with one ``RefusalKind`` and a message a person can act on. Targets are resolved
+here, once, and handed down with the draft. Nothing is broadcast for a refused document. Never talks
+to adapters; the HTTP status of a refusal is the web layer's.
 """
 
 from __future__ import annotations
@@ -10,12 +13,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from broadcast.clock import Clock
-from broadcast.model import MessageDraft, MsgType, SourceKind
-from broadcast.pipeline.pipeline import resolve_targets
-from broadcast.policy.desk import Desk
+from broadcast.model import MessageDraft, MsgType, SourceKind, TerminalRef
+from broadcast.policy.desk import Taken
 from broadcast.policy.types import Action, Origin, Reason, cap_reference_keys
 from broadcast.sources.cap.convert import to_draft
 from broadcast.sources.cap.errors import CapError, CapErrorKind
@@ -40,19 +42,6 @@ class RefusalKind(StrEnum):
     SIGNATURE = "bad_signature"
 
 
-_HTTP_STATUS = {
-    RefusalKind.TOO_LARGE: 413,
-    RefusalKind.MALFORMED: 400,
-    RefusalKind.FORBIDDEN: 400,
-    RefusalKind.INVALID: 422,
-    RefusalKind.UNKNOWN_AREA: 422,
-    RefusalKind.NOT_BROADCASTABLE: 422,
-    RefusalKind.EXPIRED: 422,
-    RefusalKind.NOTHING_TO_CANCEL: 409,
-    RefusalKind.POLICY: 409,
-    RefusalKind.SIGNATURE: 422,
-}
-
 _CAP_KIND = {
     CapErrorKind.TOO_LARGE: RefusalKind.TOO_LARGE,
     CapErrorKind.MALFORMED_XML: RefusalKind.MALFORMED,
@@ -74,10 +63,6 @@ class Refused(Exception):
         self.message = message
         self.extra = extra
 
-    @property
-    def http_status(self) -> int:
-        return _HTTP_STATUS[self.kind]
-
     def as_json(self) -> dict[str, Any]:
         return {"error": str(self.kind), "message": self.message, **self.extra}
 
@@ -94,10 +79,6 @@ class Accepted:
     msg_type: str = "actual"
     stopped: tuple[int, ...] = ()
     warnings: tuple[str, ...] = field(default=())
-
-    @property
-    def http_status(self) -> int:
-        return 200 if self.duplicate else 202
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -121,13 +102,28 @@ _REFUSAL_OF_REASON = {
 }
 
 
+class Deciding(Protocol):
+    """The intake desk as the intake uses it."""
+
+    async def take(
+        self,
+        draft: MessageDraft,
+        *,
+        targets: Sequence[TerminalRef] | None = None,
+        references: Sequence[str] = (),
+        origin: Origin | None = None,
+        actor: str = "",
+        received_at: datetime | None = None,
+    ) -> Taken: ...
+
+
 class Intake:
     """Documents in, desk decisions out. One instance serves every push format."""
 
     def __init__(
         self,
         inventory: Inventory,
-        desk: Desk,
+        desk: Deciding,
         clock: Clock,
         *,
         max_bytes: int,
@@ -143,11 +139,12 @@ class Intake:
         self._clock = clock
         self.max_bytes = max_bytes
 
-    def _check_targets(self, draft: MessageDraft) -> None:
+    def _targets(self, draft: MessageDraft) -> tuple[TerminalRef, ...] | None:
+        """The draft's terminals, or a refusal; a Cancel has none of its own (None)."""
         if draft.msg_type is MsgType.CANCEL:
-            return
+            return None
         try:
-            targets = resolve_targets(self._inventory, draft)
+            targets = self._inventory.targets(draft.area_codes, draft.terminal_codes)
         except UnknownAreaError as exc:
             raise Refused(RefusalKind.UNKNOWN_AREA, str(exc), codes=list(exc.codes)) from exc
         if not targets:
@@ -156,20 +153,23 @@ class Intake:
                 "消息没有可定位到本县终端的区域（行政区划代码缺失，或多边形/圆形范围内没有终端），未播发；"
                 "请填写 6/9/12 位区划代码或核对范围",
             )
+        return targets
 
-    async def _take(
+    async def submit_draft(
         self,
         draft: MessageDraft,
         *,
-        references: Sequence[str],
+        references: Sequence[str] = (),
         origin: Origin,
         actor: str,
-        received: datetime,
+        received: datetime | None = None,
         warnings: tuple[str, ...] = (),
     ) -> Accepted:
-        self._check_targets(draft)
+        """A draft already parsed from its format: targets, then the desk. Raises Refused."""
+        received = received or self._clock.now()
+        targets = self._targets(draft)
         taken = await self._desk.take(
-            draft, references=references, origin=origin, actor=actor, received_at=received
+            draft, targets=targets, references=references, origin=origin, actor=actor, received_at=received
         )
         d = taken.decision
         if d.action is Action.REJECT and not taken.duplicate:
@@ -211,7 +211,7 @@ class Intake:
             shaped = resolve_geometry(self._inventory, conv.polygons, conv.circles)
             draft = replace(draft, terminal_codes=tuple(t.resource_code for t in shaped))
         origin = Origin(SourceKind.CAP, alert.sender, conv.cap_status in (CapStatus.EXERCISE, CapStatus.TEST))
-        return await self._take(
+        return await self.submit_draft(
             draft,
             references=cap_reference_keys(conv.references),
             origin=origin,
@@ -233,4 +233,4 @@ class Intake:
             raise Refused(status, exc.message, field=exc.field, json_error=str(exc.kind)) from exc
         # The composer is the authenticated account, not whatever the document claims.
         origin = Origin(SourceKind.OPERATOR, actor, draft.msg_type.is_drill)
-        return await self._take(draft, references=(), origin=origin, actor=actor, received=received)
+        return await self.submit_draft(draft, references=(), origin=origin, actor=actor, received=received)

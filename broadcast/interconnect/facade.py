@@ -1,16 +1,19 @@
-"""The county controller as the interconnect sees it: `ControllerFacade` implements `CountyFacade` on top of
-the controller's engine, pipeline, inventory, link tracker and clock.
+"""The county core as the interconnect sees it: ``ControllerFacade`` implements ``CountyFacade`` over
+the narrow ``CountyParts`` the composition root hands it (intake, desk, store engine, inventory, link
+tracker, clock, the audio base URL).
 
-- `submit_upper` puts an upper platform's draft on air through `Pipeline.submit` (idempotent by
-  `draft.source.key`: a second submission of the same source item answers with the first broadcast) and turns
-  the core's refusals into `UpperRefusal` with a ResultCode and a Chinese description for the sender;
-- `cancel_by_ebm` stops a broadcast through `Pipeline.stop`;
-- `broadcast_state` / `broadcasts_changed_since` / `broadcasts_between` build `BroadcastSnapshot`s from the
-  broadcast row and its delivery rows (counts per adapter via the inventory);
-- `terminal_states` reports the link tracker's view with when each state last changed.
+- ``submit_upper`` takes an upper platform's draft through the intake — the same refusal path and desk
+  as every other source (idempotent by ``draft.source.key``: a second submission of the same source item
+  answers with the first broadcast) — and turns its refusals into ``UpperRefusal`` with a ResultCode
+  and a Chinese description for the sender;
+- ``cancel_by_ebm`` stops a broadcast through the desk, like an operator's stop (the policy record is
+  cancelled and the decision recorded);
+- ``broadcast_state`` / ``broadcasts_changed_since`` / ``broadcasts_between`` build ``BroadcastSnapshot``s from
+  the broadcast row and its delivery rows (counts per adapter via the inventory);
+- ``terminal_states`` reports the link tracker's view with when each state last changed.
 
-Read-only towards the store except through the pipeline. Must never talk HTTP, build EBD packets or decide
-protocol rules (upper.py and link.py do), and never bypass the pipeline to change a broadcast.
+Read-only towards the store; changes go through the intake and the desk. Must never talk HTTP, build
+EBD packets or decide protocol rules (upper.py and link.py do).
 """
 
 from __future__ import annotations
@@ -18,24 +21,26 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy import and_, exists, or_, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from broadcast.clock import Clock
+from broadcast.dispatch.links import LinkTracker
+from broadcast.intake.intake import Intake, RefusalKind, Refused
+from broadcast.intake.upper import submit_upper
 from broadcast.interconnect.ebd.model import ResultCode
 from broadcast.interconnect.snapshot import AdapterCount, BroadcastSnapshot, TerminalStatus
 from broadcast.interconnect.upper_boundary import UpperRefusal
 from broadcast.lifecycle import TransitionError
-from broadcast.model import BroadcastState, DeliveryStatus, LinkState, MessageDraft, MsgType
+from broadcast.model import BroadcastState, DeliveryStatus, MessageDraft
+from broadcast.pipeline.orders import audio_file_url
 from broadcast.store import broadcasts as store
-from broadcast.store.inventory import list_terminals
 from broadcast.store.tables import broadcasts, deliveries
-from terminals.inventory_model import Inventory, UnknownAreaError
-
-if TYPE_CHECKING:
-    from broadcast.app.controller import Controller
+from terminals.inventory_model import Inventory
 
 log = logging.getLogger(__name__)
 
@@ -52,46 +57,49 @@ _LIVE = (str(BroadcastState.RECEIVED), str(BroadcastState.RENDERING), str(Broadc
 _NOT_PLAYED = frozenset({DeliveryStatus.FAILED, DeliveryStatus.OFFLINE, DeliveryStatus.CANCELLED})
 
 
-class RefusalKind(StrEnum):
-    """Why the county will not take an upper message (each maps to one ResultCode)."""
-
-    UNKNOWN_AREA = "unknown_area"
-    NO_TERMINALS = "no_terminals"
-    EXPIRED = "expired"
-    NOT_A_BROADCAST = "not_a_broadcast"
-    POLICY = "policy"
-
-
 _RESULT_CODES: Mapping[RefusalKind, ResultCode] = {
     RefusalKind.UNKNOWN_AREA: ResultCode.CONTENT_MISSING,  # AreaCode present but unusable here
-    RefusalKind.NO_TERMINALS: ResultCode.OTHER_ERROR,
-    RefusalKind.EXPIRED: ResultCode.OTHER_ERROR,
-    RefusalKind.POLICY: ResultCode.OTHER_ERROR,
-    RefusalKind.NOT_A_BROADCAST: ResultCode.OTHER_ERROR,
 }
 
 
 class CountyRefusal(UpperRefusal):
-    """An `UpperRefusal` that also names its kind (for logs and tests)."""
+    """An ``UpperRefusal`` that also names the intake's refusal kind (for logs and tests)."""
 
-    def __init__(self, kind: RefusalKind, desc: str) -> None:
-        super().__init__(_RESULT_CODES[kind], desc)
+    def __init__(self, kind: RefusalKind, desc: str, *, code: ResultCode | None = None) -> None:
+        super().__init__(code or _RESULT_CODES.get(kind, ResultCode.OTHER_ERROR), desc)
         self.kind = kind
 
 
-def refusal(kind: RefusalKind, desc: str) -> CountyRefusal:
-    return CountyRefusal(kind, desc)
+def _refusal(exc: Refused, identifier: str) -> CountyRefusal:
+    if exc.kind is RefusalKind.UNKNOWN_AREA and not exc.extra.get("codes"):
+        # Known areas, but no terminal of this county in them.
+        return CountyRefusal(exc.kind, f"消息 {identifier} 未播发：{exc.message}", code=ResultCode.OTHER_ERROR)
+    return CountyRefusal(exc.kind, f"消息 {identifier} 未播发：{exc.message}")
+
+
+class Stopping(Protocol):
+    async def stop(self, broadcast_id: int, operator: str, *, reason_zh: str | None = None) -> int: ...
+
+
+@dataclass(frozen=True)
+class CountyParts:
+    """What the interconnect may use of the county core."""
+
+    intake: Intake
+    desk: Stopping
+    engine: AsyncEngine
+    inventory: Inventory
+    links: LinkTracker
+    clock: Clock
+    audio_base_url: str
 
 
 class ControllerFacade:
     """`CountyFacade` over a started (or starting) `Controller`."""
 
-    def __init__(self, controller: Controller, *, inventory_changed_at: datetime | None = None) -> None:
-        self._c = controller
-        self._inventory_changed_at = inventory_changed_at or controller.clock.now()
-        self._link_changed: dict[str, datetime] = {}
-        self._stored_link_changed: dict[str, datetime] | None = None
-        controller.links.add_listener(self._on_link)
+    def __init__(self, parts: CountyParts, *, inventory_changed_at: datetime | None = None) -> None:
+        self._c = parts
+        self._inventory_changed_at = inventory_changed_at or parts.clock.now()
 
     # ---- identity ----
 
@@ -114,46 +122,22 @@ class ControllerFacade:
 
     async def submit_upper(self, draft: MessageDraft) -> tuple[int, str]:
         source = draft.source
-        if draft.msg_type is MsgType.CANCEL:
-            raise refusal(
-                RefusalKind.NOT_A_BROADCAST,
-                f"取消消息（来源 {source.identifier}）不能作为新播发提交，请在 RelatedInfo 中引用要取消的 EBMID",
-            )
-        now = self._c.clock.now()
-        if draft.end_at <= now:
-            raise refusal(
-                RefusalKind.EXPIRED,
-                f"消息 {source.identifier} 已于 {draft.end_at.isoformat()} 结束，未播发；如仍需播发请更新 EndTime 后重发",
-            )
         try:
-            targets = self._c.pipeline.resolve(draft)
-        except UnknownAreaError as exc:
-            raise refusal(
-                RefusalKind.UNKNOWN_AREA, f"消息 {source.identifier} 的区域无法定位：{exc}"
-            ) from exc
-        if not targets:
-            areas = "、".join(draft.area_codes)
-            raise refusal(
-                RefusalKind.NO_TERMINALS,
-                f"消息 {source.identifier} 的区域 {areas} 在本县没有应急广播终端，未播发；请核对 AreaCode",
-            )
-        # Through the intake desk like every other source: dedupe, Update ordering, and the policy
-        # (upper red/orange on air at once; lower grades as configured for trusted sources).
-        taken = await self._c.desk.take(draft, actor=f"upper:{source.sender}", received_at=now)
-        if taken.broadcast_id is None or taken.ebm_id is None:
-            raise refusal(RefusalKind.POLICY, f"消息 {source.identifier} 未播发：{taken.decision.reason_zh}")
-        if taken.duplicate:
-            log.info(
-                "upper message %s already accepted as broadcast %d", source.identifier, taken.broadcast_id
-            )
-        return taken.broadcast_id, taken.ebm_id
+            accepted = await submit_upper(self._c.intake, draft)
+        except Refused as exc:
+            raise _refusal(exc, source.identifier) from exc
+        if accepted.broadcast_id is None or accepted.ebm_id is None:
+            raise CountyRefusal(RefusalKind.POLICY, f"消息 {source.identifier} 未播发：{accepted.reason_zh}")
+        if accepted.duplicate:
+            log.info("upper message %s already accepted as broadcast %d", source.identifier, accepted.broadcast_id)
+        return accepted.broadcast_id, accepted.ebm_id
 
     async def cancel_by_ebm(self, ebm_id: str) -> bool:
         row = await self._row_by_ebm(ebm_id)
         if row is None:
             return False
         try:
-            await self._c.pipeline.stop(int(row["id"]), actor="upper")
+            await self._c.desk.stop(int(row["id"]), "upper", reason_zh=f"上级平台取消播发 {ebm_id}")
         except TransitionError as exc:  # already finished in a way that cannot be cancelled
             log.info("cancel of broadcast %s from an upper platform: %s", ebm_id, exc)
         return True
@@ -191,24 +175,13 @@ class ControllerFacade:
         return await self._snapshots(query)
 
     async def terminal_states(self) -> Mapping[str, TerminalStatus]:
-        if self._stored_link_changed is None:
-            self._stored_link_changed = {
-                str(r["resource_code"]): r["link_changed_at"]
-                for r in await list_terminals(self._c.engine)
-                if r["link_changed_at"] is not None
-            }
         links = self._c.links
-        out: dict[str, TerminalStatus] = {}
-        for t in self._c.inventory.terminals:
-            code = t.resource_code
-            changed = self._link_changed.get(code) or self._stored_link_changed.get(code)
-            out[code] = TerminalStatus(links.state(code), changed)
-        return out
+        return {
+            t.resource_code: TerminalStatus(links.state(t.resource_code), links.changed_at(t.resource_code))
+            for t in self._c.inventory.terminals
+        }
 
     # ---- helpers ----
-
-    def _on_link(self, terminal_code: str, _state: LinkState) -> None:
-        self._link_changed[terminal_code] = self._c.clock.now()
 
     async def _row_by_ebm(self, ebm_id: str) -> dict[str, Any] | None:
         async with self._c.engine.connect() as conn:
@@ -225,7 +198,7 @@ class ControllerFacade:
             row,
             await store.delivery_rows(self._c.engine, int(row["id"])),
             self._c.inventory,
-            audio_base_url=self._c.pipeline.audio_base_url,
+            audio_base_url=self._c.audio_base_url,
         )
 
 
@@ -268,7 +241,7 @@ def snapshot_from_rows(
         covered = tuple(sorted(set(played_areas)))
     audio_url = None
     if row.get("audio_digest"):
-        audio_url = f"{audio_base_url}/audio/{row['audio_digest']}.{row['audio_format']}"
+        audio_url = audio_file_url(audio_base_url, str(row["audio_digest"]), str(row["audio_format"]))
     return BroadcastSnapshot(
         ebm_id=str(row["ebm_id"]),
         state=state,

@@ -15,29 +15,60 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, Protocol
 
-from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcast.clock import Clock
-from broadcast.model import BroadcastState, MessageDraft, SourceKind
-from broadcast.pipeline.pipeline import Pipeline
+from broadcast.events import BroadcastAiring
+from broadcast.model import BroadcastState, MessageDraft, SourceKind, TerminalRef
 from broadcast.policy.engine import PolicyEngine
+from broadcast.policy.records import DecisionRecord
 from broadcast.policy.types import Action, Decision, OnTimeout, Origin, Outcome, Reason, RecordState
 from broadcast.store import broadcasts as store
-from broadcast.store.tables import intake_decisions
+from broadcast.store.broadcasts import PolicyColumns
 
 log = logging.getLogger(__name__)
+
+
+class DeskRefusal(StrEnum):
+    NOT_FOUND = "not_found"  # no such broadcast
+    NOT_PENDING = "not_pending"  # not waiting for an operator (any more)
+    SAME_PERSON = "same_person"  # the two-person rule: the approver composed it
 
 
 class DeskError(Exception):
     """An operator action that cannot be done; ``message`` says why, in Chinese."""
 
-    def __init__(self, message: str, *, status: int = 409) -> None:
+    def __init__(self, kind: DeskRefusal, message: str) -> None:
         super().__init__(message)
+        self.kind = kind
         self.message = message
-        self.status = status
+
+
+class Airing(Protocol):
+    """The pipeline as the desk uses it: record, put on air, hold, refuse, stop."""
+
+    async def record(
+        self,
+        draft: MessageDraft,
+        targets: Sequence[TerminalRef] | None = None,
+        *,
+        actor: str = "",
+        received_at: datetime | None = None,
+        policy: PolicyColumns | None = None,
+    ) -> Any: ...
+
+    def air(
+        self, broadcast_id: int, ebm_id: str, draft: MessageDraft, targets: Sequence[TerminalRef] | None = None
+    ) -> None: ...
+
+    async def hold(self, broadcast_id: int, *, detail: str, actor: str = "") -> None: ...
+
+    async def refuse(self, broadcast_id: int, state: BroadcastState, *, detail: str, actor: str = "") -> None: ...
+
+    async def stop(self, broadcast_id: int, *, actor: str = "") -> int: ...
 
 
 @dataclass(frozen=True)
@@ -60,14 +91,14 @@ _STATE_OF_ACTION = {
 }
 
 _RESTORED_STATE = {
-    str(BroadcastState.RECEIVED): RecordState.LIVE,
-    str(BroadcastState.RENDERING): RecordState.LIVE,
-    str(BroadcastState.BROADCASTING): RecordState.LIVE,
-    str(BroadcastState.COMPLETED): RecordState.LIVE,
-    str(BroadcastState.CANCELLED): RecordState.CANCELLED,
-    str(BroadcastState.REJECTED): RecordState.REFUSED,
-    str(BroadcastState.EXPIRED): RecordState.REFUSED,
-    str(BroadcastState.FAILED): RecordState.REFUSED,
+    BroadcastState.RECEIVED: RecordState.LIVE,
+    BroadcastState.RENDERING: RecordState.LIVE,
+    BroadcastState.BROADCASTING: RecordState.LIVE,
+    BroadcastState.COMPLETED: RecordState.LIVE,
+    BroadcastState.CANCELLED: RecordState.CANCELLED,
+    BroadcastState.REJECTED: RecordState.REFUSED,
+    BroadcastState.EXPIRED: RecordState.REFUSED,
+    BroadcastState.FAILED: RecordState.REFUSED,
 }
 
 
@@ -75,7 +106,7 @@ class Desk:
     def __init__(
         self,
         engine: AsyncEngine,
-        pipeline: Pipeline,
+        pipeline: Airing,
         policy: PolicyEngine,
         clock: Clock,
         *,
@@ -88,17 +119,20 @@ class Desk:
         self._interval = tick_interval_s
         self._lock = asyncio.Lock()  # decisions are applied one at a time, in arrival order
         self._task: asyncio.Task[None] | None = None
-        pipeline.on_air = self._on_air
+        self._record = DecisionRecord(engine)
 
     # -- start / stop ----------------------------------------------------------------------------
 
     async def restore(self) -> None:
-        """Rebuild the policy's knowledge from the store (after a restart)."""
+        """Rebuild the policy's knowledge from the store (after a restart). A message decided to wait
+        for an operator just before the restart (still ``received``) goes back on hold."""
         for row in await store.all_broadcasts(self._engine):
             draft = store.record_to_draft(json.loads(row["message_json"]))
             origin = Origin(draft.source.kind, row["composer"] or draft.source.sender, bool(row["exercise"]))
             key = row["source_key"]
-            if row["state"] == str(BroadcastState.PENDING_APPROVAL):
+            state = BroadcastState(row["state"])
+            waiting = row["policy_state"] in (str(RecordState.HELD), str(RecordState.PENDING_APPROVAL))
+            if state is BroadcastState.PENDING_APPROVAL or (state is BroadcastState.RECEIVED and waiting):
                 held = row["policy_state"] == str(RecordState.HELD)
                 hold = Decision(
                     Action.HOLD if held else Action.NEEDS_APPROVAL,
@@ -107,23 +141,20 @@ class Desk:
                     until=row["hold_until"],
                     on_timeout=OnTimeout(row["hold_on_timeout"]) if row["hold_on_timeout"] else None,
                 )
-                state = RecordState.HELD if held else RecordState.PENDING_APPROVAL
-                self._policy.restore(key, draft, origin, state, hold=hold)
+                record = RecordState.HELD if held else RecordState.PENDING_APPROVAL
+                self._policy.restore(key, draft, origin, record, hold=hold)
+                if state is BroadcastState.RECEIVED:
+                    await self._pipeline.hold(int(row["id"]), detail="重启后恢复等待状态")
             else:
-                state = _RESTORED_STATE[row["state"]]
+                record = _RESTORED_STATE[state]
                 if row["policy_state"] == str(RecordState.SUPERSEDED):
-                    state = RecordState.SUPERSEDED
-                self._policy.restore(key, draft, origin, state)
+                    record = RecordState.SUPERSEDED
+                self._policy.restore(key, draft, origin, record)
             self._policy.link_ebm(key, row["ebm_id"])
-        async with self._engine.connect() as conn:
-            parked = await conn.execute(select(intake_decisions).where(intake_decisions.c.open == 1))
-            for p in parked:
-                draft = store.record_to_draft(json.loads(p.message_json))
-                self._policy.restore_parked(
-                    p.source_key, draft, json.loads(p.references), Origin.of(draft), p.until
-                )
+        for p in await self._record.parked():
+            self._policy.restore_parked(p.source_key, p.draft, p.references, Origin.of(p.draft), p.until)
 
-    def start(self) -> None:
+    async def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="intake-desk")
 
@@ -150,12 +181,14 @@ class Desk:
         self,
         draft: MessageDraft,
         *,
+        targets: Sequence[TerminalRef] | None = None,
         references: Sequence[str] = (),
         origin: Origin | None = None,
         actor: str = "",
         received_at: datetime | None = None,
     ) -> Taken:
-        """Decide one incoming message and act on the decision."""
+        """Decide one incoming message and act on the decision. ``targets``: as the intake resolved
+        them (None: the pipeline resolves them when the message is recorded)."""
         origin = origin or Origin.of(draft)
         async with self._lock:
             decision = self._policy.decide(draft, references, origin)
@@ -164,7 +197,7 @@ class Desk:
                 if rows:
                     await self._note(draft.source.key, decision, actor, int(rows[0]["id"]))
                     return Taken(decision, int(rows[0]["id"]), str(rows[0]["ebm_id"]), duplicate=True)
-            taken = await self._act(draft, decision, origin, actor, received_at, references)
+            taken = await self._act(draft, decision, origin, actor, received_at, references, targets=targets)
             if decision.action is Action.PARK_UNTIL_ORIGINAL or decision.reason is Reason.DUPLICATE:
                 return taken
             # The original has arrived: what waited for it is decided now, in sent order.
@@ -182,6 +215,8 @@ class Desk:
         received_at: datetime | None,
         references: Sequence[str],
         broadcast_id: int | None = None,
+        *,
+        targets: Sequence[TerminalRef] | None = None,
     ) -> Taken:
         key = draft.source.key
         if decision.action is Action.REJECT:
@@ -193,7 +228,7 @@ class Desk:
             await self._note(key, decision, actor, broadcast_id)
             return Taken(decision, broadcast_id)
         if decision.action is Action.PARK_UNTIL_ORIGINAL:
-            await self._note(key, decision, actor, None, draft=draft, references=references)
+            await self._note(key, decision, actor, None, parked=draft, references=references)
             return Taken(decision)
         if decision.action is Action.CANCEL_ORIGINAL:
             stopped = await self._stop_keys(decision.originals, actor, decision.reason_zh)
@@ -202,47 +237,48 @@ class Desk:
         gate = decision.then if decision.action is Action.SUPERSEDE and decision.then else decision
         supersedes = decision.originals if decision.action is Action.SUPERSEDE else ()
         ebm: str | None = None
-        targets = 0
+        count = 0
+        recorded_targets: Sequence[TerminalRef] | None = None
         if broadcast_id is None:
-            sub = await self._pipeline.record(
+            rec = await self._pipeline.record(
                 draft,
+                targets,
                 actor=actor,
                 received_at=received_at,
-                policy={
-                    "policy_state": str(_STATE_OF_ACTION[gate.action]),
-                    "hold_until": gate.until,
-                    "hold_on_timeout": str(gate.on_timeout) if gate.on_timeout else None,
-                    "composer": origin.sender if origin.kind is SourceKind.OPERATOR else "",
-                    "supersedes": json.dumps(list(supersedes), ensure_ascii=False),
-                    "exercise": int(origin.exercise),
-                },
+                policy=PolicyColumns(
+                    policy_state=str(_STATE_OF_ACTION[gate.action]),
+                    hold_until=gate.until,
+                    hold_on_timeout=str(gate.on_timeout) if gate.on_timeout else None,
+                    composer=origin.sender if origin.kind is SourceKind.OPERATOR else "",
+                    supersedes=tuple(supersedes),
+                    exercise=origin.exercise,
+                ),
             )
-            broadcast_id, ebm, targets = sub.broadcast_id, sub.ebm_id, sub.targets
+            broadcast_id, ebm, recorded_targets = rec.broadcast_id, rec.ebm_id, rec.targets
+            count = len(rec.targets)
             self._policy.link_ebm(key, ebm)
         else:
             row = await store.get_broadcast(self._engine, broadcast_id)
             assert row is not None
             ebm = str(row["ebm_id"])
-            await store.update_policy(
-                self._engine, broadcast_id, policy_state=str(_STATE_OF_ACTION[gate.action])
-            )
+            await store.set_policy_state(self._engine, broadcast_id, str(_STATE_OF_ACTION[gate.action]))
         await self._note(key, decision, actor, broadcast_id)
         if gate.action is Action.AUTO:
-            self._pipeline.air(broadcast_id, ebm, draft)
+            self._pipeline.air(broadcast_id, ebm, draft, recorded_targets)
         else:
             row = await store.get_broadcast(self._engine, broadcast_id)
             if row is not None and row["state"] != str(BroadcastState.PENDING_APPROVAL):
                 await self._pipeline.hold(broadcast_id, detail=gate.reason_zh, actor=actor)
-        return Taken(decision, broadcast_id, ebm, targets)
+        return Taken(decision, broadcast_id, ebm, count)
 
-    async def _on_air(self, broadcast_id: int) -> None:
+    async def on_airing(self, event: BroadcastAiring) -> None:
         """A broadcast starts going out: stop what it supersedes (no silent gap, no overlap)."""
-        row = await store.get_broadcast(self._engine, broadcast_id)
+        row = await store.get_broadcast(self._engine, event.broadcast_id)
         if row is None or not row["supersedes"]:
             return
         keys = json.loads(row["supersedes"])
         if keys:
-            await self._stop_keys(keys, "policy", f"已被播发 {broadcast_id} 更新替换", superseded=True)
+            await self._stop_keys(keys, "policy", f"已被播发 {event.broadcast_id} 更新替换", superseded=True)
 
     async def _stop_keys(
         self, keys: Sequence[str], actor: str, detail: str, *, superseded: bool = False
@@ -257,7 +293,7 @@ class Desk:
             else:
                 await self._pipeline.stop(bid, actor=actor)
             if superseded:
-                await store.update_policy(self._engine, bid, policy_state=str(RecordState.SUPERSEDED))
+                await store.set_policy_state(self._engine, bid, str(RecordState.SUPERSEDED))
             stopped.append(bid)
         return tuple(stopped)
 
@@ -265,7 +301,7 @@ class Desk:
         rows = await store.find_by_source_keys(self._engine, [outcome.key])
         bid = int(rows[0]["id"]) if rows else None
         origin = Origin.of(outcome.draft)
-        await self._close_parked(outcome.key)
+        await self._record.close_parked(outcome.key)
         await self._act(outcome.draft, outcome.decision, origin, actor or "policy", None, (), bid)
 
     async def tick(self) -> list[Outcome]:
@@ -278,17 +314,20 @@ class Desk:
 
     # -- operator actions ------------------------------------------------------------------------
 
-    async def _pending_row(self, broadcast_id: int) -> dict[str, Any]:
+    async def _row(self, broadcast_id: int) -> dict[str, Any]:
         row = await store.get_broadcast(self._engine, broadcast_id)
         if row is None:
-            raise DeskError(f"播发 {broadcast_id} 不存在", status=404)
-        if row["state"] != str(BroadcastState.PENDING_APPROVAL):
-            raise DeskError(f"播发 {broadcast_id} 当前状态为 {row['state']}，不在待审核/待确认状态")
+            raise DeskError(DeskRefusal.NOT_FOUND, f"播发 {broadcast_id} 不存在")
         return row
 
     async def _operator(self, broadcast_id: int, actor: str, verb: str) -> Taken:
         async with self._lock:
-            row = await self._pending_row(broadcast_id)
+            row = await self._row(broadcast_id)
+            if row["state"] != str(BroadcastState.PENDING_APPROVAL):
+                raise DeskError(
+                    DeskRefusal.NOT_PENDING,
+                    f"播发 {broadcast_id} 当前状态为 {row['state']}，不在待审核/待确认状态",
+                )
             key = row["source_key"]
             if verb == "approve":
                 decision = self._policy.approve(key, actor)
@@ -298,9 +337,9 @@ class Desk:
                 decision = self._policy.discard(key, actor)
             if decision.reason is Reason.SAME_PERSON:
                 await self._note(key, decision, actor, broadcast_id)
-                raise DeskError(decision.reason_zh, status=403)
+                raise DeskError(DeskRefusal.SAME_PERSON, decision.reason_zh)
             if decision.reason is Reason.NOT_PENDING:
-                raise DeskError(decision.reason_zh)
+                raise DeskError(DeskRefusal.NOT_PENDING, decision.reason_zh)
             draft = store.record_to_draft(json.loads(row["message_json"]))
             return await self._act(draft, decision, Origin.of(draft), actor, None, (), broadcast_id)
 
@@ -313,16 +352,16 @@ class Desk:
     async def reject(self, broadcast_id: int, operator: str) -> Taken:
         return await self._operator(broadcast_id, operator, "discard")
 
-    async def stop(self, broadcast_id: int, operator: str) -> int:
+    async def stop(self, broadcast_id: int, operator: str, *, reason_zh: str | None = None) -> int:
+        """Stop a broadcast (an operator, or an upper platform's cancel): the policy record becomes
+        cancelled, so nothing in its chain goes on air again, and the decision is recorded."""
         async with self._lock:
-            row = await store.get_broadcast(self._engine, broadcast_id)
-            if row is None:
-                raise DeskError(f"播发 {broadcast_id} 不存在", status=404)
+            row = await self._row(broadcast_id)
             sent = await self._pipeline.stop(broadcast_id, actor=operator)
             self._policy.mark(row["source_key"], RecordState.CANCELLED)
             await self._note(
                 row["source_key"],
-                Decision(Action.CANCEL_ORIGINAL, Reason.CANCELS, f"值班员 {operator} 停止播发"),
+                Decision(Action.CANCEL_ORIGINAL, Reason.CANCELS, reason_zh or f"值班员 {operator} 停止播发"),
                 operator,
                 broadcast_id,
             )
@@ -337,52 +376,22 @@ class Desk:
         actor: str,
         broadcast_id: int | None,
         *,
-        draft: MessageDraft | None = None,
+        parked: MessageDraft | None = None,
         references: Sequence[str] = (),
     ) -> None:
-        parked = decision.action is Action.PARK_UNTIL_ORIGINAL
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                insert(intake_decisions).values(
-                    source_key=key,
-                    broadcast_id=broadcast_id,
-                    action=str(decision.action),
-                    reason=str(decision.reason),
-                    reason_zh=decision.reason_zh,
-                    actor=actor,
-                    at=self._clock.now(),
-                    message_json=json.dumps(store.draft_to_record(draft), ensure_ascii=False)
-                    if draft
-                    else None,
-                    references=json.dumps(list(references), ensure_ascii=False),
-                    until=decision.until,
-                    open=int(parked),
-                )
-            )
+        await self._record.note(
+            key, decision, actor, broadcast_id, self._clock.now(), parked=parked, references=references
+        )
         log.info("intake %s: %s (%s) %s", key, decision.action, decision.reason, decision.reason_zh)
-
-    async def _close_parked(self, key: str) -> None:
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                update(intake_decisions)
-                .where(intake_decisions.c.source_key == key, intake_decisions.c.open == 1)
-                .values(open=0)
-            )
 
     async def decisions(
         self, *, broadcast_id: int | None = None, source_key: str | None = None
     ) -> list[dict[str, Any]]:
-        stmt = select(intake_decisions).order_by(intake_decisions.c.id)
         if broadcast_id is not None:
             row = await store.get_broadcast(self._engine, broadcast_id)
             keys = [row["source_key"]] if row else []
-            stmt = stmt.where(
-                (intake_decisions.c.broadcast_id == broadcast_id) | intake_decisions.c.source_key.in_(keys)
-            )
-        elif source_key is not None:
-            stmt = stmt.where(intake_decisions.c.source_key == source_key)
-        async with self._engine.connect() as conn:
-            return [dict(r._mapping) for r in await conn.execute(stmt)]
+            return await self._record.decisions(broadcast_id=broadcast_id, source_keys=keys)
+        return await self._record.decisions(source_keys=[source_key] if source_key is not None else [])
 
     async def pending(self) -> list[dict[str, Any]]:
         return await store.broadcasts_in_state(self._engine, BroadcastState.PENDING_APPROVAL)

@@ -24,7 +24,8 @@ from broadcast.reports import render
 from broadcast.reports.drill import drill_report
 from broadcast.reports.effect import BroadcastNotFoundError, effect_report
 from broadcast.reports.health import DEFAULT_CHRONIC_DAYS, Period, health_report
-from broadcast.reports.store import ReportKind, purge_expired, save_report
+from broadcast.reports.store import ReportKind, purge_expired, reports, save_report
+from broadcast.schedule.drill_service import drill_runs
 from broadcast.settings import SettingsError, load_settings
 from broadcast.store.db import make_engine, prepare_schema
 from terminals.inventory import load_inventory
@@ -68,7 +69,7 @@ async def _generate(args: argparse.Namespace, clock: Clock) -> list[Path]:
     out = Path(args.out) if args.out else settings.base_dir / "var" / "reports"
     engine = make_engine(settings.database_url)
     try:
-        await prepare_schema(engine)
+        await prepare_schema(engine, (reports, drill_runs))
         now = clock.now()
         report: dict[str, Any]
         if args.what == "broadcast":

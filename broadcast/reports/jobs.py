@@ -1,5 +1,5 @@
-"""Operations service the controller starts: the drill schedule, the daily and monthly terminal health
-reports kept for ``[reports] keep_days``, purging expired copies, and the stored reports' listing.
+"""Scheduled reports (运维报表任务): the daily and monthly terminal health reports kept for
+``[reports] keep_days``, purging expired copies, and the stored reports' listing.
 
 Configuration (all optional)::
 
@@ -10,16 +10,13 @@ Configuration (all optional)::
     chronic_days = 3.0       # 长期离线 threshold of the health reports
     check_every_s = 300      # how often the service looks for due work
 
-    [[drills]]               # absent: one default monthly terminal drill of the whole county
-    id = "monthly" ...       # (see broadcast.schedule.drills_from_config); ``drills = []`` disables
-
 Due rules (idempotent, so a restart catches up without doubling): the daily report of day D is due from
 D+1 at ``daily_at``; the monthly report of month M from the 1st of M+1 at ``monthly_at``. At every
 check only the latest due day and month are generated if no unexpired copy is stored (no back-fill of
 older periods: ``ebc report`` does that on demand). Every check also purges expired copies.
 
 Owns when reports are generated and kept, and the read side of stored reports. Must never compute a
-report figure (reports/ does) and never air anything itself (drills go through the pipeline submitter).
+report figure (the report modules do) and never air anything (drills are ``broadcast.schedule``'s).
 """
 
 from __future__ import annotations
@@ -28,12 +25,11 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -48,12 +44,7 @@ from broadcast.reports.store import (
     reports,
     save_report,
 )
-from broadcast.schedule.drill_service import DrillService, Submitter, jobstore_url, pipeline_submitter
-from broadcast.schedule.drills import drill_prerenderer, drills_from_config
 from terminals.inventory_model import Inventory
-
-if TYPE_CHECKING:
-    from broadcast.app.controller import Controller
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +134,7 @@ class StoredReport:
 
 
 class OpsService:
-    """See the module docstring. ``drills`` is optional (tests of report scheduling leave it out)."""
+    """See the module docstring."""
 
     def __init__(
         self,
@@ -152,21 +143,17 @@ class OpsService:
         clock: Clock,
         *,
         config: OpsConfig | None = None,
-        drills: DrillService | None = None,
     ) -> None:
         self.engine = engine
         self.inventory = inventory
         self.clock = clock
         self.config = config or OpsConfig()
-        self.drills = drills
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
-        """Create tables, start the drill schedule, do due work once, then check every ``check_every_s``."""
+        """Create tables, do due work once, then check every ``check_every_s``."""
         await ensure_tables(self.engine)
-        if self.drills is not None:
-            await self.drills.start()
         try:
             await self.tick()
         except Exception:
@@ -187,8 +174,6 @@ class OpsService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self.drills is not None:
-            await self.drills.close()
 
     # -- scheduled work ---------------------------------------------------------------------------
 
@@ -251,43 +236,3 @@ class OpsService:
             return None
         body: dict[str, Any] = json.loads(r.body)
         return StoredReport(r.id, ReportKind(r.kind), r.subject, r.created_at, r.expires_at), body
-
-
-def drill_service_for(controller: Controller, submit: Submitter | None = None) -> DrillService | None:
-    """DrillService from ``[[drills]]`` (default: the monthly county drill; ``drills = []``: none)."""
-    settings = controller.settings
-    entries: Sequence[Mapping[str, Any]] = settings.raw.get("drills", [{"id": "monthly"}])
-    specs = drills_from_config(entries, controller.inventory.county.code)
-    if not specs:
-        return None
-    # Pre-render each drill's speech ahead of its slot with the very script the pipeline will use.
-    prerender = (
-        drill_prerenderer(
-            controller.pipeline.script, controller.renderer, repeats_for=controller.audio_config.repeats_for
-        )
-        if getattr(controller, "pipeline", None) is not None
-        else None
-    )
-    return DrillService(
-        engine=controller.engine,
-        clock=controller.clock,
-        submit=submit or pipeline_submitter(controller.pipeline),
-        drills=specs,
-        sender_name=controller.inventory.platform_name or controller.inventory.name,
-        sender_code=controller.inventory.platform_code,
-        jobstore_url=jobstore_url(
-            settings.database_url, Path(settings.base_dir) / "var" / "drill-jobs.sqlite3"
-        ),
-        prerender=prerender,
-    )
-
-
-def ops_for(controller: Controller) -> OpsService:
-    """The OpsService of a controller: its engine, inventory, clock, ``[reports]`` and ``[[drills]]``."""
-    return OpsService(
-        controller.engine,
-        controller.inventory,
-        controller.clock,
-        config=OpsConfig.from_raw(controller.settings.raw.get("reports", {})),
-        drills=drill_service_for(controller),
-    )

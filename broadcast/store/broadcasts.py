@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -31,6 +32,28 @@ from broadcast.model import (
     TerminalRef,
 )
 from broadcast.store.tables import broadcast_events, broadcasts, deliveries, delivery_events, ebm_sequences
+
+
+@dataclass(frozen=True)
+class PolicyColumns:
+    """The desk's columns on a broadcast row: what the policy decided, kept so a restart rebuilds it."""
+
+    policy_state: str
+    hold_until: datetime | None = None
+    hold_on_timeout: str | None = None
+    composer: str = ""
+    supersedes: tuple[str, ...] = ()
+    exercise: bool = False
+
+    def values(self) -> dict[str, Any]:
+        return {
+            "policy_state": self.policy_state,
+            "hold_until": self.hold_until,
+            "hold_on_timeout": self.hold_on_timeout,
+            "composer": self.composer,
+            "supersedes": json.dumps(list(self.supersedes), ensure_ascii=False),
+            "exercise": int(self.exercise),
+        }
 
 
 class DuplicateSourceError(Exception):
@@ -112,7 +135,7 @@ async def create_broadcast(
     local_day: date,
     targets: Sequence[TerminalRef],
     actor: str = "",
-    policy: dict[str, Any] | None = None,
+    policy: PolicyColumns | None = None,
 ) -> tuple[int, str]:
     """Allocate an EBM id and store the broadcast with a QUEUED delivery per target, atomically.
 
@@ -152,7 +175,7 @@ async def create_broadcast(
                     received_at=received_at,
                     state=str(BroadcastState.RECEIVED),
                     state_changed_at=received_at,
-                    **(policy or {}),
+                    **(policy.values() if policy else {}),
                 )
             )
             bid = int(res.inserted_primary_key[0])  # type: ignore[index]
@@ -298,9 +321,11 @@ async def find_by_source_keys(engine: AsyncEngine, keys: Sequence[str]) -> list[
         return [dict(r._mapping) for r in rows]
 
 
-async def update_policy(engine: AsyncEngine, broadcast_id: int, **values: Any) -> None:
+async def set_policy_state(engine: AsyncEngine, broadcast_id: int, policy_state: str) -> None:
     async with engine.begin() as conn:
-        await conn.execute(update(broadcasts).where(broadcasts.c.id == broadcast_id).values(**values))
+        await conn.execute(
+            update(broadcasts).where(broadcasts.c.id == broadcast_id).values(policy_state=policy_state)
+        )
 
 
 async def all_broadcasts(engine: AsyncEngine) -> list[dict[str, Any]]:

@@ -1,27 +1,16 @@
-"""Engine creation and schema setup. Owns connection settings; never holds queries of the domain."""
+"""Engine creation and schema setup. Owns connection settings and schema versioning; never holds
+queries of the domain and never imports a feature: the tables features own are passed in."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import event, insert, select
+from sqlalchemy import Table, event, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from broadcast.store.tables import SCHEMA_VERSION, metadata, schema_info
-
-
-def _register_component_tables() -> None:
-    """Components that own tables define them on the shared metadata; import them so that
-    ``create_all`` sees every table whichever entry point started the process."""
-    import broadcast.interconnect.media
-    import broadcast.interconnect.outbox
-    import broadcast.interconnect.upper
-    import broadcast.reports.store
-    import broadcast.schedule.drill_service
-    import broadcast.security.install
-    import broadcast.sources.feeds.poller  # noqa: F401
-
+from broadcast.store.tables import SCHEMA_VERSION, STORE_TABLES, metadata, schema_info
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +46,12 @@ def make_engine(url: str) -> AsyncEngine:
 MIGRATIONS: dict[int, Any] = {}
 
 
-async def prepare_schema(engine: AsyncEngine) -> int:
-    """Create missing tables and run pending migrations; return the schema version now in force."""
-    _register_component_tables()
+async def prepare_schema(engine: AsyncEngine, feature_tables: Sequence[Table] = ()) -> int:
+    """Create missing tables (the store's own and ``feature_tables``) and run pending migrations;
+    return the schema version now in force."""
+    own = [t for t in metadata.sorted_tables if t.name in STORE_TABLES]
     async with engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
+        await conn.run_sync(lambda c: metadata.create_all(c, tables=[*own, *feature_tables]))
         row = (await conn.execute(select(schema_info.c.version).where(schema_info.c.id == 1))).first()
         if row is None:
             await conn.execute(insert(schema_info).values(id=1, version=SCHEMA_VERSION))

@@ -138,24 +138,6 @@ broadcasts = Table(
     Column("exercise", Integer, nullable=False, default=0),
 )
 
-intake_decisions = Table(
-    "intake_decisions",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("source_key", String(400), nullable=False, index=True),
-    Column("broadcast_id", Integer, nullable=True, index=True),
-    Column("action", String(32), nullable=False),
-    Column("reason", String(48), nullable=False),
-    Column("reason_zh", Text, nullable=False),
-    Column("actor", String(100), nullable=False, default=""),
-    Column("at", UtcDateTime, nullable=False),
-    # A parked Cancel/Update keeps its message and references here until its original arrives.
-    Column("message_json", Text, nullable=True),
-    Column("references", Text, nullable=False, default=""),
-    Column("until", UtcDateTime, nullable=True),
-    Column("open", Integer, nullable=False, default=0),
-)
-
 broadcast_events = Table(
     "broadcast_events",
     metadata,
@@ -198,3 +180,19 @@ delivery_events = Table(
 
 Index("ix_delivery_events_delivery", delivery_events.c.delivery_id)
 Index("ix_deliveries_broadcast", deliveries.c.broadcast_id, deliveries.c.status)
+
+
+# The tables this package owns; features define theirs on the same metadata and own them.
+STORE_TABLES = frozenset(
+    {
+        "schema_info",
+        "areas",
+        "terminals",
+        "link_events",
+        "ebm_sequences",
+        "broadcasts",
+        "broadcast_events",
+        "deliveries",
+        "delivery_events",
+    }
+)

@@ -19,7 +19,7 @@ from aiohttp import BodyPartReader, web
 from broadcast.audio.cache import AudioCache
 from broadcast.audio.render import AudioRenderer
 from broadcast.audio.upload import UploadProblem, UploadRejected, validate_upload
-from broadcast.web.jsonutil import json_response
+from broadcast.jsonhttp import json_response
 
 __all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_DURATION_S", "FILE_FIELD", "AudioHost", "add_audio_routes"]
 

@@ -30,11 +30,11 @@ from aiohttp import web
 from broadcast.audio.engines import AllEnginesFailed
 from broadcast.audio.ffmpeg import FfmpegError
 from broadcast.audio.templates import load_event_names
-from broadcast.model import DeliveryStatus, LinkState
+from broadcast.events import DeliveryChanged, LinkChanged
+from broadcast.jsonhttp import json_response
 from broadcast.reports.effect import BroadcastNotFoundError, effect_report
 from broadcast.reports.render import effect_html
 from broadcast.security.roles import Permission, Rule
-from broadcast.web.jsonutil import json_response
 from terminals.inventory_model import Area, Inventory
 
 if TYPE_CHECKING:
@@ -134,13 +134,13 @@ class EventHub:
     def clients(self) -> int:
         return len(self._clients)
 
-    def on_delivery(self, broadcast_id: int, terminal_code: str, status: DeliveryStatus) -> None:
+    def on_delivery(self, event: DeliveryChanged) -> None:
         for c in self._clients:
-            c.delivery(broadcast_id, terminal_code, str(status))
+            c.delivery(event.broadcast_id, event.terminal_code, str(event.status))
 
-    def on_link(self, terminal_code: str, state: LinkState) -> None:
+    def on_link(self, event: LinkChanged) -> None:
         for c in self._clients:
-            c.link(terminal_code, str(state))
+            c.link(event.terminal_code, str(event.state))
 
     async def close(self, _app: web.Application | None = None) -> None:
         """Ends every stream (on server shutdown), so handlers return promptly."""
@@ -233,8 +233,8 @@ def add_console_routes(app: web.Application, controller_key: web.AppKey[Controll
     controller = app[controller_key]
     hub = EventHub()
     app[HUB] = hub
-    controller.receipts.add_listener(hub.on_delivery)
-    controller.links.add_listener(hub.on_link)
+    controller.events.subscribe(DeliveryChanged, hub.on_delivery)
+    controller.events.subscribe(LinkChanged, hub.on_link)
     app.on_shutdown.append(hub.close)
     tree = area_tree(controller.inventory)
     event_types = [{"code": c, "name": n} for c, n in sorted(load_event_names().items())]

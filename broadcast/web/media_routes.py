@@ -28,13 +28,13 @@ from broadcast.audio.cache import AudioCache
 from broadcast.audio.upload import UploadProblem, UploadRejected, validate_upload
 from broadcast.clock import BEIJING, Clock
 from broadcast.interconnect import media
+from broadcast.jsonhttp import json_response
 from broadcast.schedule.programme_specs import ScheduleError
 from broadcast.schedule.programmes import ProgrammeService
 from broadcast.security.audit import AuditAction
 from broadcast.security.context import SECURITY, audit_request
 from broadcast.security.middleware import principal_of
 from broadcast.security.roles import Permission, Rule
-from broadcast.web.jsonutil import json_response
 
 __all__ = ["MEDIA_RULES", "MediaHost", "add_media_routes", "submission_json"]
 

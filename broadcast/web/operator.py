@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from broadcast.clock import BEIJING
+from broadcast.jsonhttp import json_response
 from broadcast.policy.desk import DeskError, Taken
 from broadcast.security.audit import AuditAction
 from broadcast.security.context import audit_request
 from broadcast.security.middleware import principal_of
-from broadcast.web.jsonutil import json_response
+from broadcast.web.errors import desk_refusal
 
 if TYPE_CHECKING:
     from broadcast.app.controller import Controller
@@ -58,7 +59,7 @@ def add_routes(app: web.Application, key: web.AppKey[Controller]) -> None:
                 taken = await verb(request.app[key])(bid, who(request))
             except DeskError as exc:
                 await audit_request(request, audit_as, target=str(bid), detail={"refused": exc.message})
-                return json_response({"error": "refused", "message": exc.message}, status=exc.status)
+                return desk_refusal(exc)
             await audit_request(
                 request, audit_as, target=str(bid), detail={"decision": str(taken.decision.action)}
             )
@@ -71,7 +72,7 @@ def add_routes(app: web.Application, key: web.AppKey[Controller]) -> None:
         try:
             sent = await request.app[key].desk.stop(bid, who(request))
         except DeskError as exc:
-            return json_response({"error": "refused", "message": exc.message}, status=exc.status)
+            return desk_refusal(exc)
         await audit_request(
             request, AuditAction.BROADCAST_STOPPED, target=str(bid), detail={"stop_instructions": sent}
         )

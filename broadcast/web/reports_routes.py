@@ -19,12 +19,12 @@ from aiohttp import web
 
 from broadcast.clock import BEIJING
 from broadcast.dispatch.links import LinkTracker
+from broadcast.jsonhttp import json_response
 from broadcast.model import LinkState
 from broadcast.reports import render
 from broadcast.reports.health import Period
 from broadcast.reports.jobs import OpsService, StoredReport
 from broadcast.reports.store import ReportKind
-from broadcast.web.jsonutil import json_response
 from terminals.availability import AVAILABLE_STATES
 from terminals.inventory_model import Inventory, UnknownAreaError
 

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from broadcast.clock import BEIJING
-from broadcast.dispatch.receipts import summarise
+from broadcast.jsonhttp import json_response
 from broadcast.model import MsgType, Severity
+from broadcast.reports.stats import summarise
 from broadcast.store import broadcasts as store
 from broadcast.store.inventory import list_terminals
-from broadcast.web.jsonutil import json_response
 
 if TYPE_CHECKING:
     from broadcast.app.controller import Controller

@@ -9,14 +9,13 @@ from typing import Any
 
 import pytest
 
-from adapters.base import FailureKind, Outcome
 from adapters.cable_tv.adapter import CableTvAdapter
 from adapters.cable_tv.link import NackReason
 from adapters.cable_tv.sections import Charset
 from broadcast.clock import ManualClock
+from broadcast.messages import FailureKind, Outcome
 from broadcast.model import (
     AudioRef,
-    DeliveryEvent,
     DeliveryOrder,
     DeliveryStatus,
     FailureReason,
@@ -27,30 +26,13 @@ from broadcast.model import (
 )
 from sim.cable_inserter import CableInserterSim
 from sim.serial_pty import PtyHost, TcpHost
+from tests.helpers.sink import RecordingSink
 
 T0 = datetime(2026, 11, 15, 2, 0, tzinfo=UTC)
 HEAD_END = "43415230000000302010301"
 CODES = ["43415230000000000000000", "63415231002000302010401"]
 EBM = "43415230000000101010101202611150001"
 TITLE = "安宁县气象台发布暴雨红色预警"
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.events: list[DeliveryEvent] = []
-        self.links: list[tuple[str, LinkState]] = []
-
-    def delivery_event(self, event: DeliveryEvent) -> None:
-        self.events.append(event)
-
-    def terminal_link(self, terminal_code: str, state: LinkState, at: datetime, detail: str = "") -> None:
-        self.links.append((terminal_code, state))
-
-    def terminal_heartbeat(self, terminal_code: str, at: datetime) -> None:
-        pass
-
-    def statuses(self, ebm_id: str = EBM) -> list[DeliveryStatus]:
-        return [e.status for e in self.events if e.ebm_id == ebm_id]
 
 
 def order(ebm_id: str = EBM, minutes: int = 30) -> DeliveryOrder:
@@ -68,7 +50,7 @@ def order(ebm_id: str = EBM, minutes: int = 30) -> DeliveryOrder:
     )
 
 
-Rig = tuple[CableInserterSim, CableTvAdapter, Sink, ManualClock]
+Rig = tuple[CableInserterSim, CableTvAdapter, RecordingSink, ManualClock]
 
 
 @pytest.fixture(params=["pty", "socket"])
@@ -92,7 +74,7 @@ async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
         "ebit_resource_codes": CODES,
     }
     adapter = CableTvAdapter(cfg, clock)
-    sink = Sink()
+    sink = RecordingSink()
     await adapter.start(sink, [])
     yield sim, adapter, sink, clock
     await adapter.close()
@@ -114,7 +96,7 @@ async def test_deliver_inserts_ebit_and_content_then_end_withdraws(rig: Rig) -> 
     assert c.charset is Charset.GB18030 and c.language == "zho"
     assert c.text == TITLE and c.agency == "安宁县应急管理局"
     assert c.aux[0].aux_type == 2 and c.aux[0].desc.endswith("ab.mp3") and c.aux[0].digest == b"\xab" * 32
-    assert sink.statuses() == [DeliveryStatus.PLAYING]
+    assert sink.statuses(EBM) == [DeliveryStatus.PLAYING]
 
     await adapter.tick()
     assert EBM in sim.on_air
@@ -122,7 +104,7 @@ async def test_deliver_inserts_ebit_and_content_then_end_withdraws(rig: Rig) -> 
     await adapter.tick()
     assert sim.on_air == {}
     assert sim.withdrawals_applied == 1
-    assert sink.statuses() == [DeliveryStatus.PLAYING, DeliveryStatus.PLAYED]
+    assert sink.statuses(EBM) == [DeliveryStatus.PLAYING, DeliveryStatus.PLAYED]
 
 
 async def test_stop_withdraws(rig: Rig) -> None:
@@ -133,7 +115,7 @@ async def test_stop_withdraws(rig: Rig) -> None:
     assert set(sim.on_air) == {EBM, other}
     assert (await adapter.stop(EBM, HEAD_END)).outcome is Outcome.ACCEPTED
     assert set(sim.on_air) == {other}
-    assert sink.statuses() == [DeliveryStatus.PLAYING, DeliveryStatus.CANCELLED]
+    assert sink.statuses(EBM) == [DeliveryStatus.PLAYING, DeliveryStatus.CANCELLED]
     assert sink.events[-1].reason is FailureReason.CANCELLED
     assert await adapter.query() == [other]
 
@@ -143,7 +125,7 @@ async def test_refusal_is_permanent(rig: Rig) -> None:
     sim.nack_next(1, NackReason.REFUSED)
     result = await adapter.deliver(order(), HEAD_END)
     assert result.outcome is Outcome.PERMANENT and result.failure is FailureKind.REJECTED
-    assert sim.on_air == {} and sink.statuses() == []
+    assert sim.on_air == {} and sink.statuses(EBM) == []
 
 
 async def test_lost_requests_are_classified_retry(rig: Rig) -> None:
@@ -152,7 +134,7 @@ async def test_lost_requests_are_classified_retry(rig: Rig) -> None:
     result = await adapter.deliver(order(), HEAD_END)
     assert result.outcome is Outcome.RETRY and result.failure is FailureKind.TIMEOUT
     assert not adapter.is_reachable(HEAD_END)
-    assert (HEAD_END, LinkState.OFFLINE) in sink.links
+    assert LinkState.OFFLINE in sink.link_states(HEAD_END)
     # the next attempt works and the link is back
     assert (await adapter.deliver(order(), HEAD_END)).outcome is Outcome.ACCEPTED
     assert adapter.is_reachable(HEAD_END)
@@ -199,14 +181,12 @@ async def test_withdraw_failure_is_retried_on_next_tick(rig: Rig) -> None:
     clock.advance(31 * 60)
     sim.go_offline()
     await adapter.tick()
-    assert sink.statuses() == [DeliveryStatus.PLAYING, DeliveryStatus.PLAYED]
+    assert sink.statuses(EBM) == [DeliveryStatus.PLAYING, DeliveryStatus.PLAYED]
     assert adapter.status()["withdraw_pending"] == [EBM]
     sim.come_online()
     await adapter.tick()
     assert sim.on_air == {} and adapter.status()["withdraw_pending"] == []
-    assert sink.statuses() == [DeliveryStatus.PLAYING, DeliveryStatus.PLAYED]
-
-
+    assert sink.statuses(EBM) == [DeliveryStatus.PLAYING, DeliveryStatus.PLAYED]
 
 
 def test_implements_adapter_protocol_and_checks_config() -> None:

@@ -9,14 +9,13 @@ from typing import Any
 
 import pytest
 
-from adapters.base import FailureKind, Outcome
 from adapters.fm.adapter import FmAdapter, radiotext_for
 from adapters.fm.device import ProgrammeInput
 from adapters.fm.uecp import StuffingVariant
 from adapters.fm.uecp_elements import AckCode
 from broadcast.clock import ManualClock
+from broadcast.messages import FailureKind, Outcome
 from broadcast.model import (
-    DeliveryEvent,
     DeliveryOrder,
     DeliveryStatus,
     FailureReason,
@@ -27,28 +26,11 @@ from broadcast.model import (
 )
 from sim.fm_encoder import FmEncoderSim
 from sim.serial_pty import PtyHost, TcpHost
+from tests.helpers.sink import RecordingSink
 
 T0 = datetime(2026, 11, 15, 2, 0, tzinfo=UTC)
 TX = "43415230000000301010301"
 EBM = "43415230000000101010101202611150001"
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.events: list[DeliveryEvent] = []
-        self.links: list[tuple[str, LinkState]] = []
-
-    def delivery_event(self, event: DeliveryEvent) -> None:
-        self.events.append(event)
-
-    def terminal_link(self, terminal_code: str, state: LinkState, at: datetime, detail: str = "") -> None:
-        self.links.append((terminal_code, state))
-
-    def terminal_heartbeat(self, terminal_code: str, at: datetime) -> None:
-        pass
-
-    def statuses(self, ebm_id: str = EBM) -> list[DeliveryStatus]:
-        return [e.status for e in self.events if e.ebm_id == ebm_id]
 
 
 def order(ebm_id: str = EBM, minutes: int = 10, title: str = "安宁县暴雨红色预警") -> DeliveryOrder:
@@ -82,7 +64,7 @@ def config(url: str, **extra: Any) -> dict[str, Any]:
     return base
 
 
-Rig = tuple[FmEncoderSim, FmAdapter, Sink, ManualClock]
+Rig = tuple[FmEncoderSim, FmAdapter, RecordingSink, ManualClock]
 MakeRig = Callable[..., Awaitable[Rig]]
 
 
@@ -103,7 +85,7 @@ async def make_rig(request: pytest.FixtureRequest) -> AsyncIterator[MakeRig]:
             hosts.append(tcp)
         clock = ManualClock(T0)
         adapter = FmAdapter(config(url, stuffing=variant.value, **extra), clock)
-        sink = Sink()
+        sink = RecordingSink()
         await adapter.start(sink, [])
         adapters.append(adapter)
         return sim, adapter, sink, clock
@@ -130,11 +112,11 @@ async def test_deliver_puts_alarm_on_air_and_end_restores(
     assert s.radiotext == radiotext_for(order())
     assert s.radiotext.startswith("EMERGENCY ALERT 11B03 RED") and s.radiotext.endswith("202611150001")
     assert s.programme_input is ProgrammeInput.EMERGENCY
-    assert sink.statuses() == [DeliveryStatus.PLAYING]
+    assert sink.statuses(EBM) == [DeliveryStatus.PLAYING]
     assert sim.rejected == []
 
     await adapter.tick()  # not yet due
-    assert sim.state.pty == 31 and sink.statuses() == [DeliveryStatus.PLAYING]
+    assert sim.state.pty == 31 and sink.statuses(EBM) == [DeliveryStatus.PLAYING]
 
     clock.advance(10 * 60)
     await adapter.tick()
@@ -142,7 +124,7 @@ async def test_deliver_puts_alarm_on_air_and_end_restores(
     assert (s.pty, s.ta, s.tp, s.ps, s.pi) == (10, False, True, "ANNINGFM", 0xC201)
     assert s.radiotext == "Anning FM 97.4"
     assert s.programme_input is ProgrammeInput.NORMAL
-    assert sink.statuses() == [DeliveryStatus.PLAYING, DeliveryStatus.PLAYED]
+    assert sink.statuses(EBM) == [DeliveryStatus.PLAYING, DeliveryStatus.PLAYED]
     assert adapter.on_air is None
 
 
@@ -152,7 +134,7 @@ async def test_stop_restores_and_reports_cancelled(make_rig: MakeRig) -> None:
     result = await adapter.stop(EBM, TX)
     assert result.outcome is Outcome.ACCEPTED
     assert sim.state.programme_input is ProgrammeInput.NORMAL and sim.state.pty == 10
-    assert sink.statuses() == [DeliveryStatus.PLAYING, DeliveryStatus.CANCELLED]
+    assert sink.statuses(EBM) == [DeliveryStatus.PLAYING, DeliveryStatus.CANCELLED]
     assert sink.events[-1].reason is FailureReason.CANCELLED
 
 
@@ -162,7 +144,7 @@ async def test_nack_is_permanent(make_rig: MakeRig) -> None:
     result = await adapter.deliver(order(), TX)
     assert result.outcome is Outcome.PERMANENT and result.failure is FailureKind.REJECTED
     assert "MSG_NOT_ACCEPTABLE" in result.detail
-    assert sink.statuses() == []
+    assert sink.statuses(EBM) == []
 
 
 async def test_silent_encoder_is_classified_retry(make_rig: MakeRig) -> None:
@@ -172,7 +154,7 @@ async def test_silent_encoder_is_classified_retry(make_rig: MakeRig) -> None:
     assert result.outcome is Outcome.RETRY and result.failure is FailureKind.TIMEOUT
     assert sim.dropped == 2
     assert not adapter.is_reachable(TX)
-    assert (TX, LinkState.OFFLINE) in sink.links
+    assert LinkState.OFFLINE in sink.link_states(TX)
 
 
 async def test_one_drop_is_covered_by_retransmission(make_rig: MakeRig) -> None:
@@ -200,7 +182,7 @@ async def test_offline_encoder_then_recovery(make_rig: MakeRig) -> None:
     sim.come_online()
     assert (await adapter.deliver(order(), TX)).outcome is Outcome.ACCEPTED
     assert adapter.is_reachable(TX)
-    assert sink.links[-1] == (TX, LinkState.ONLINE)
+    assert (sink.links[-1].terminal_code, sink.links[-1].state) == (TX, LinkState.ONLINE)
 
 
 async def test_unknown_terminal_and_expired_order_are_permanent(make_rig: MakeRig) -> None:
@@ -226,7 +208,7 @@ async def test_newer_delivery_preempts_older(make_rig: MakeRig) -> None:
 async def test_absent_device_is_not_reachable_and_retry() -> None:
     clock = ManualClock(T0)
     adapter = FmAdapter(config("/dev/does-not-exist-ebc"), clock)
-    sink = Sink()
+    sink = RecordingSink()
     await adapter.start(sink, [])
     try:
         assert not adapter.is_reachable(TX)
@@ -246,7 +228,7 @@ async def test_two_encoders_on_one_line_never_interleave() -> None:
     clock = ManualClock(T0)
     a1 = FmAdapter(config(url, encoder=1, resource_code=TX), clock)
     a2 = FmAdapter(config(url, encoder=2, resource_code=TX[:-1] + "2"), clock)
-    s1, s2 = Sink(), Sink()
+    s1, s2 = RecordingSink(), RecordingSink()
     await a1.start(s1, [])
     await a2.start(s2, [])
     try:

@@ -8,12 +8,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from adapters.base import FailureKind, Outcome
 from adapters.front_end.adapter import FrontEndAdapter, FrontEndConfigError
 from adapters.ip_speaker.payload_fields import BusinessType, ResultCode
 from broadcast.clock import ManualClock
+from broadcast.messages import FailureKind, Outcome
 from broadcast.model import DeliveryStatus, LinkState
-from tests.contract.rigs import FRONT_END, T0, FrontEndDriver, audio_server, until
+from tests.contract.rigs import FRONT_END, T0, FrontEndDriver, audio_server
+from tests.helpers.poll import until
 
 
 class Many(FrontEndDriver):
@@ -53,8 +54,8 @@ async def test_one_instruction_for_all_terminals_and_receipts_per_terminal(rig: 
     assert rig.fe_adapter.status()["batches"] == 1
     for ref in rig.refs:
         code = ref.resource_code
-        await until(lambda c=code: DeliveryStatus.PLAYED in rig.sink.statuses(c, order.ebm_id))
-        assert rig.sink.statuses(code, order.ebm_id) == [DeliveryStatus.PLAYING, DeliveryStatus.PLAYED]
+        await until(lambda c=code: DeliveryStatus.PLAYED in rig.sink.statuses(order.ebm_id, c))
+        assert rig.sink.statuses(order.ebm_id, code) == [DeliveryStatus.PLAYING, DeliveryStatus.PLAYED]
         assert sum(p.completed for p in rig.sims[code].played) == 1
     assert {e.meta.get("front_end") for e in rig.sink.events} == {FRONT_END}
 
@@ -95,7 +96,7 @@ async def test_report_about_an_unsent_broadcast_is_refused(rig: Many) -> None:
 async def test_broadcast_records_join_the_delivery_history(rig: Many) -> None:
     order = rig.order()
     assert (await rig.adapter.deliver(order, rig.code)).outcome is Outcome.ACCEPTED
-    await until(lambda: DeliveryStatus.PLAYED in rig.sink.statuses(rig.code, order.ebm_id))
+    await until(lambda: DeliveryStatus.PLAYED in rig.sink.statuses(order.ebm_id, rig.code))
     before = len(rig.sink.events)
     rig.sim.report_records()
     await until(lambda: len(rig.sink.events) > before)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,15 +14,15 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from adapters.base import Adapter, FailureKind, Outcome
+from adapters.base import Adapter
 from adapters.ip_speaker.adapter import IpSpeakerAdapter, IpSpeakerConfigError
 from adapters.ip_speaker.codec import Frame, FrameDecoder, HeaderVariant, PacketType, encode_frame
 from adapters.ip_speaker.params import QueryReply
 from adapters.ip_speaker.payload_fields import BusinessType, ResultCode
 from adapters.ip_speaker.payloads import FaultReport, Heartbeat, Reply
 from broadcast.clock import ManualClock
+from broadcast.messages import FailureKind, Outcome
 from broadcast.model import (
-    DeliveryEvent,
     DeliveryOrder,
     DeliveryStatus,
     FailureReason,
@@ -35,6 +35,8 @@ from broadcast.model import (
 )
 from sim.ip_playback import FETCH_FAILED
 from sim.ip_terminal import SimTerminal
+from tests.helpers.poll import until
+from tests.helpers.sink import RecordingSink
 
 PLATFORM = "45301810000000101010101"
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
@@ -54,37 +56,6 @@ def _ref(i: int) -> TerminalRef:
         kind=TerminalKind.VILLAGE,
         physical_address=f"A0B0C0D0{i:04X}",
     )
-
-
-class RecordingSink:
-    def __init__(self) -> None:
-        self.events: list[DeliveryEvent] = []
-        self.links: list[tuple[str, LinkState, str]] = []
-        self.heartbeats: list[str] = []
-
-    def delivery_event(self, event: DeliveryEvent) -> None:
-        self.events.append(event)
-
-    def terminal_link(self, terminal_code: str, state: LinkState, at: datetime, detail: str = "") -> None:
-        self.links.append((terminal_code, state, detail))
-
-    def terminal_heartbeat(self, terminal_code: str, at: datetime) -> None:
-        self.heartbeats.append(terminal_code)
-
-    def statuses(self, code: str, ebm_id: str) -> list[DeliveryStatus]:
-        return [e.status for e in self.events if e.terminal_code == code and e.ebm_id == ebm_id]
-
-    def link_states(self, code: str) -> list[LinkState]:
-        return [s for c, s, _ in self.links if c == code]
-
-
-async def until(cond: Callable[[], object], within_s: float = 3.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
-    while not cond():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.005)
 
 
 @dataclass
@@ -179,7 +150,7 @@ async def test_registration_marks_online(rig: Rig) -> None:
     code = rig.refs[0].resource_code
     await rig.online(0)
     await until(lambda: rig.sink.link_states(code) == [LinkState.ONLINE])
-    assert rig.sink.links[0][2] == "首次注册"
+    assert rig.sink.links[0].detail == "首次注册"
     assert rig.sink.heartbeats == [code]
     assert rig.adapter.is_reachable(code)
     assert rig.adapter.status()["connected"] == 1
@@ -191,8 +162,8 @@ async def test_deliver_ok_then_playing_then_played(rig: Rig) -> None:
     order = rig.order()
     result = await rig.adapter.deliver(order, code)
     assert result.outcome is Outcome.ACCEPTED
-    await until(lambda: DeliveryStatus.PLAYED in rig.sink.statuses(code, order.ebm_id))
-    assert rig.sink.statuses(code, order.ebm_id) == [DeliveryStatus.PLAYING, DeliveryStatus.PLAYED]
+    await until(lambda: DeliveryStatus.PLAYED in rig.sink.statuses(order.ebm_id, code))
+    assert rig.sink.statuses(order.ebm_id, code) == [DeliveryStatus.PLAYING, DeliveryStatus.PLAYED]
     played = rig.sink.events[-1]
     assert played.meta["play_count"] == "1"
     (record,) = sim.played
@@ -274,7 +245,7 @@ async def test_corrupted_frame_is_dropped_and_connection_survives(rig: Rig) -> N
     await until(lambda: len(rig.sink.heartbeats) == beats + 1)
     order = rig.order()
     assert (await rig.adapter.deliver(order, code)).outcome is Outcome.ACCEPTED
-    await until(lambda: DeliveryStatus.PLAYED in rig.sink.statuses(code, order.ebm_id))
+    await until(lambda: DeliveryStatus.PLAYED in rig.sink.statuses(order.ebm_id, code))
     assert rig.sink.link_states(code) == [LinkState.ONLINE]
 
 
@@ -283,7 +254,7 @@ async def test_lies_are_rejected_without_events(rig: Rig) -> None:
     sim = await rig.online(0)
     order = rig.order()
     assert (await rig.adapter.deliver(order, code)).outcome is Outcome.ACCEPTED
-    await until(lambda: DeliveryStatus.PLAYED in rig.sink.statuses(code, order.ebm_id))
+    await until(lambda: DeliveryStatus.PLAYED in rig.sink.statuses(order.ebm_id, code))
     before = list(rig.sink.events)
     never = f"{PLATFORM}202611019999"
     sim.lie_next_result(never)  # an EBM never delivered to it
@@ -302,7 +273,7 @@ async def test_duplicate_start_is_acknowledged_not_replayed(rig: Rig) -> None:
     order = rig.order()
     first, second = await asyncio.gather(rig.adapter.deliver(order, code), rig.adapter.deliver(order, code))
     assert first.outcome is Outcome.ACCEPTED and second.outcome is Outcome.ACCEPTED
-    await until(lambda: DeliveryStatus.PLAYED in rig.sink.statuses(code, order.ebm_id))
+    await until(lambda: DeliveryStatus.PLAYED in rig.sink.statuses(order.ebm_id, code))
     assert (await rig.adapter.deliver(order, code)).outcome is Outcome.ACCEPTED
     assert sim.duplicates_ignored == 2
     assert [p.ebm_id for p in sim.played] == [order.ebm_id]
@@ -313,7 +284,7 @@ async def test_fetch_failure_reports_playback_failed(rig: Rig) -> None:
     sim = await rig.online(0)
     order = rig.order(url=rig.audio_url.replace("a.mp3", "missing.mp3"))
     assert (await rig.adapter.deliver(order, code)).outcome is Outcome.ACCEPTED
-    await until(lambda: rig.sink.statuses(code, order.ebm_id) == [DeliveryStatus.FAILED])
+    await until(lambda: rig.sink.statuses(order.ebm_id, code) == [DeliveryStatus.FAILED])
     failed = rig.sink.events[-1]
     assert failed.reason is FailureReason.PLAYBACK_FAILED and failed.detail == FETCH_FAILED
     assert sim.fetch_failures == 1 and sim.played == []
@@ -324,9 +295,9 @@ async def test_stop_cancels_playback(rig: Rig) -> None:
     sim = await rig.online(0, time_scale=1.0)
     order = rig.order(url=rig.audio_url.replace("a.mp3", "long.mp3"))
     assert (await rig.adapter.deliver(order, code)).outcome is Outcome.ACCEPTED
-    await until(lambda: rig.sink.statuses(code, order.ebm_id) == [DeliveryStatus.PLAYING])
+    await until(lambda: rig.sink.statuses(order.ebm_id, code) == [DeliveryStatus.PLAYING])
     assert (await rig.adapter.stop(order.ebm_id, code)).outcome is Outcome.ACCEPTED
-    await until(lambda: DeliveryStatus.CANCELLED in rig.sink.statuses(code, order.ebm_id))
+    await until(lambda: DeliveryStatus.CANCELLED in rig.sink.statuses(order.ebm_id, code))
     assert rig.sink.events[-1].reason is FailureReason.CANCELLED
     (record,) = sim.played
     assert not record.completed and sim.playing is None
@@ -341,7 +312,7 @@ async def test_go_offline_and_come_back(rig: Rig) -> None:
     assert result.failure is FailureKind.NOT_CONNECTED
     await sim.come_online()
     await until(lambda: rig.sink.link_states(code)[-1] is LinkState.ONLINE)
-    assert rig.sink.links[-1][2] == "重新连接"
+    assert rig.sink.links[-1].detail == "重新连接"
     assert sim.first_registrations == 1 and sim.registrations == 2
 
 
@@ -350,10 +321,10 @@ async def test_reboot_re_registers_and_forgets(rig: Rig) -> None:
     sim = await rig.online(0)
     order = rig.order()
     await rig.adapter.deliver(order, code)
-    await until(lambda: DeliveryStatus.PLAYED in rig.sink.statuses(code, order.ebm_id))
+    await until(lambda: DeliveryStatus.PLAYED in rig.sink.statuses(order.ebm_id, code))
     await sim.reboot()
     await until(lambda: rig.sink.link_states(code) == [LinkState.ONLINE, LinkState.OFFLINE, LinkState.ONLINE])
-    assert rig.sink.links[-1][2] == "首次注册"
+    assert rig.sink.links[-1].detail == "首次注册"
     assert sim.first_registrations == 2
     await rig.adapter.deliver(order, code)  # forgotten: it plays again
     await until(lambda: len(sim.played) == 2 and sim.played[1].completed)
@@ -390,7 +361,7 @@ async def test_heartbeat_silence_marks_offline(rig: Rig) -> None:
     rig.clock.advance(31)
     assert rig.adapter.check_liveness() == 1
     assert rig.sink.link_states(code) == [LinkState.ONLINE, LinkState.OFFLINE]
-    assert rig.sink.links[-1][2].startswith("90")
+    assert rig.sink.links[-1].detail.startswith("90")
     await until(lambda: sim.registrations == 2)  # the terminal notices and reconnects
     await until(lambda: rig.sink.link_states(code)[-1] is LinkState.ONLINE)
 
@@ -445,7 +416,7 @@ async def test_return_channel_header_variant(rig: Rig) -> None:
     await rig.online(0, header_variant=HeaderVariant.RETURN_CHANNEL)
     order = rig.order(msg_type=MsgType.TERMINAL_DRILL, priority=Priority.DRILL)
     assert (await rig.adapter.deliver(order, code)).outcome is Outcome.ACCEPTED
-    await until(lambda: DeliveryStatus.PLAYED in rig.sink.statuses(code, order.ebm_id))
+    await until(lambda: DeliveryStatus.PLAYED in rig.sink.statuses(order.ebm_id, code))
 
 
 async def test_many_terminals_concurrently(rig: Rig) -> None:

@@ -6,12 +6,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from adapters.base import FailureKind, Outcome
 from adapters.ip_speaker.params import QueryReply, ReturnAddress, SetParams
 from adapters.ip_speaker.payload_fields import AddressType, PayloadError, RecordState
 from adapters.ip_speaker.payloads import BroadcastRecord, BroadcastRecords, decode_business
+from broadcast.messages import FailureKind, Outcome
 from broadcast.model import DeliveryStatus
-from tests.contract.rigs import IpDriver, audio_server, until
+from tests.contract.rigs import IpDriver, audio_server
+from tests.helpers.poll import until
 
 EBM = "45301810000000101010101202611010001"
 
@@ -88,7 +89,7 @@ async def test_set_return_address_moves_the_terminal(rig: IpDriver) -> None:
 async def test_records_join_the_delivery_history(rig: IpDriver) -> None:
     order = rig.order()
     assert (await rig.ip.deliver(order, rig.code)).outcome is Outcome.ACCEPTED
-    await until(lambda: DeliveryStatus.PLAYED in rig.sink.statuses(rig.code, order.ebm_id))
+    await until(lambda: DeliveryStatus.PLAYED in rig.sink.statuses(order.ebm_id, rig.code))
     n = len(rig.sink.events)
     rig.sim.report_records()
     await until(lambda: rig.ip.status()["records_in"] == 1)

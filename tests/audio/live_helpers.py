@@ -83,11 +83,3 @@ def decode_mp3(data: bytes, tmp_path: Path) -> tuple[float, str]:
     return len(p.stdout) / 2 / 24_000, p.stderr.decode("utf-8", "replace").strip()
 
 
-async def until(cond: object, within_s: float = 5.0) -> None:
-    assert callable(cond)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
-    while not cond():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.002)

@@ -16,7 +16,8 @@ from aiohttp import web
 from broadcast.audio.playout import LiveProgrammes
 from broadcast.web.live import live_audio_handler
 from tests.audio.helpers import SENTENCE
-from tests.audio.live_helpers import T0, GatedEngine, decode_mp3, ebm, make_live, until
+from tests.audio.live_helpers import T0, GatedEngine, decode_mp3, ebm, make_live
+from tests.helpers.poll import until
 
 END = T0 + timedelta(hours=1)
 

@@ -15,7 +15,8 @@ from broadcast.audio.render import AudioRenderer, Layout
 from broadcast.audio.tone import CLOSING_NOTES_HZ, OPENING_NOTES_HZ
 from broadcast.clock import ManualClock
 from tests.audio.helpers import SENTENCE, decode, samples, tone_fraction
-from tests.audio.live_helpers import T0, decode_mp3, ebm, make_live, until
+from tests.audio.live_helpers import T0, decode_mp3, ebm, make_live
+from tests.helpers.poll import until
 
 END = T0 + timedelta(hours=1)
 

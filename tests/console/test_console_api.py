@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 
+from broadcast.events import DeliveryChanged, LinkChanged
 from broadcast.model import DeliveryStatus, LinkState
 from broadcast.security.roles import Role
 from broadcast.web.console_routes import MAX_PENDING_PER_CLIENT, _Client
@@ -115,17 +117,17 @@ async def test_events_coalesce_a_burst_and_pace(county: ConsoleCounty) -> None:
         before = hub.messages_sent
         codes = [f"T{i:04d}" for i in range(586)]
         for code in codes:  # one burst: sent, then acknowledged, for every terminal
-            hub.on_delivery(7, code, DeliveryStatus.SENT)
+            hub.on_delivery(DeliveryChanged(7, "", code, DeliveryStatus.SENT))
         for code in codes:
-            hub.on_delivery(7, code, DeliveryStatus.ACKNOWLEDGED)
-        hub.on_link("T0001", LinkState.BROADCASTING)
+            hub.on_delivery(DeliveryChanged(7, "", code, DeliveryStatus.ACKNOWLEDGED))
+        hub.on_link(LinkChanged("T0001", LinkState.BROADCASTING, None, datetime.now(UTC)))
         loop = asyncio.get_running_loop()
         event, first = await sse.next()
         t1 = loop.time()
         assert event == "update" and not first["resync"]
         assert first["deliveries"]["7"] == dict.fromkeys(codes, "acknowledged")  # latest state only
         assert first["links"] == {"T0001": "broadcasting"}
-        hub.on_delivery(7, "T0002", DeliveryStatus.PLAYED)
+        hub.on_delivery(DeliveryChanged(7, "", "T0002", DeliveryStatus.PLAYED))
         _, second = await sse.next()
         assert loop.time() - t1 >= hub.coalesce_s * 0.9  # paced: never more than one message per window
         assert second["deliveries"] == {"7": {"T0002": "played"}} and second["links"] == {}
@@ -169,7 +171,7 @@ async def test_disconnect_frees_the_client(county: ConsoleCounty) -> None:
     resp.close()
 
     async def clients() -> int:
-        county.hub.on_link("T0001", LinkState.ONLINE)  # the next write finds the connection gone
+        county.hub.on_link(LinkChanged("T0001", LinkState.ONLINE, None, datetime.now(UTC)))  # the next write finds the connection gone
         return county.hub.clients
 
     await wait_until(clients, lambda n: n == 0, within=5)

@@ -4,9 +4,8 @@ Also used by tests/adapters/test_front_end_adapter.py and tests/sim/test_front_e
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,10 +22,8 @@ from adapters.ip_speaker.adapter import IpSpeakerAdapter
 from adapters.ip_speaker.payload_fields import ResultCode
 from broadcast.clock import ManualClock
 from broadcast.model import (
-    DeliveryEvent,
     DeliveryOrder,
     DeliveryStatus,
-    LinkState,
     MsgType,
     Priority,
     Severity,
@@ -38,6 +35,8 @@ from sim.fm_encoder import FmEncoderSim
 from sim.front_end import FrontEndSim
 from sim.ip_terminal import SimTerminal
 from sim.serial_pty import TcpHost
+from tests.helpers.poll import until
+from tests.helpers.sink import RecordingSink
 
 PLATFORM = "45301810000000101010101"
 FRONT_END = "65301810010010399010101"
@@ -61,38 +60,6 @@ def terminal_ref(i: int, *, adapter: str = "ip_speaker", front_end: str = "") ->
         adapter=adapter,
         front_end=front_end,
     )
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.events: list[DeliveryEvent] = []
-        self.links: list[tuple[str, LinkState, str]] = []
-        self.heartbeats: list[str] = []
-
-    def delivery_event(self, event: DeliveryEvent) -> None:
-        self.events.append(event)
-
-    def terminal_link(self, terminal_code: str, state: LinkState, at: datetime, detail: str = "") -> None:
-        self.links.append((terminal_code, state, detail))
-
-    def terminal_heartbeat(self, terminal_code: str, at: datetime) -> None:
-        self.heartbeats.append(terminal_code)
-
-    def statuses(self, code: str, ebm_id: str) -> list[DeliveryStatus]:
-        return [e.status for e in self.events if e.terminal_code == code and e.ebm_id == ebm_id]
-
-    def link_states(self, code: str) -> list[LinkState]:
-        return [s for c, s, _ in self.links if c == code]
-
-
-async def until(cond: Callable[[], object], within_s: float = 5.0) -> None:
-    """Poll ``cond`` until true; fail at the deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
-    while not cond():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.005)
 
 
 @asynccontextmanager
@@ -148,7 +115,7 @@ class Driver:
 
     def __init__(self, audio_base: str) -> None:
         self.audio_base = audio_base
-        self.sink = Sink()
+        self.sink = RecordingSink()
         self.clock = ManualClock(T0)
 
     # How the device treats a higher item delivered while a lower one is on air (the contract's
@@ -187,7 +154,7 @@ class Driver:
 
     async def finish(self, order: DeliveryOrder) -> None:
         """Let the broadcast run to its end (playback time, or the end time on the clock)."""
-        await until(lambda: DeliveryStatus.PLAYED in self.sink.statuses(self.code, order.ebm_id))
+        await until(lambda: DeliveryStatus.PLAYED in self.sink.statuses(order.ebm_id, self.code))
 
     def completed(self, ebm_id: str) -> int:
         """Ground truth on the device side: how many times it completed this broadcast."""
@@ -334,7 +301,7 @@ class FmDriver(Driver):
         # ground truth: switched to the emergency input and back to normal, once per broadcast
         from adapters.fm.device import ProgrammeInput
 
-        played = self.sink.statuses(self.code, ebm_id).count(DeliveryStatus.PLAYED)
+        played = self.sink.statuses(ebm_id, self.code).count(DeliveryStatus.PLAYED)
         restored = self.sim.state.programme_input is ProgrammeInput.NORMAL
         return played if restored else 0
 
@@ -382,7 +349,7 @@ class CableDriver(Driver):
         await super().finish(order)
 
     def completed(self, ebm_id: str) -> int:
-        played = self.sink.statuses(self.code, ebm_id).count(DeliveryStatus.PLAYED)
+        played = self.sink.statuses(ebm_id, self.code).count(DeliveryStatus.PLAYED)
         return played if ebm_id not in self.sim.on_air and self.sim.withdrawals_applied >= 1 else 0
 
 

@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
-from adapters.base import Adapter, FailureKind, Outcome, SendResult
+from adapters.base import Adapter
+from broadcast.messages import FailureKind, Outcome, SendResult
 from broadcast.model import DeliveryOrder, DeliveryStatus, FailureReason, Severity
-from tests.contract.rigs import DRIVERS, Driver, audio_server, until
+from tests.contract.rigs import DRIVERS, Driver, audio_server
+from tests.helpers.poll import until
 
 
 @pytest.fixture(params=sorted(DRIVERS))
@@ -50,9 +52,9 @@ async def test_deliver_is_accepted_then_playing_then_played(driver: Driver) -> N
     order = driver.order()
     result = await driver.adapter.deliver(order, driver.code)
     assert result.outcome is Outcome.ACCEPTED, result
-    await until(lambda: DeliveryStatus.PLAYING in driver.sink.statuses(driver.code, order.ebm_id))
+    await until(lambda: DeliveryStatus.PLAYING in driver.sink.statuses(order.ebm_id, driver.code))
     await driver.finish(order)
-    statuses = driver.sink.statuses(driver.code, order.ebm_id)
+    statuses = driver.sink.statuses(order.ebm_id, driver.code)
     assert statuses.index(DeliveryStatus.PLAYING) < statuses.index(DeliveryStatus.PLAYED)
     assert statuses.count(DeliveryStatus.PLAYED) == 1
     assert driver.completed(order.ebm_id) == 1
@@ -61,13 +63,13 @@ async def test_deliver_is_accepted_then_playing_then_played(driver: Driver) -> N
 async def test_stop_is_confirmed(driver: Driver) -> None:
     order = driver.order(long=True)
     assert (await driver.adapter.deliver(order, driver.code)).outcome is Outcome.ACCEPTED
-    await until(lambda: DeliveryStatus.PLAYING in driver.sink.statuses(driver.code, order.ebm_id))
+    await until(lambda: DeliveryStatus.PLAYING in driver.sink.statuses(order.ebm_id, driver.code))
     result = await driver.adapter.stop(order.ebm_id, driver.code)
     assert result.outcome is Outcome.ACCEPTED, result
-    await until(lambda: DeliveryStatus.CANCELLED in driver.sink.statuses(driver.code, order.ebm_id))
+    await until(lambda: DeliveryStatus.CANCELLED in driver.sink.statuses(order.ebm_id, driver.code))
     cancelled = [e for e in driver.sink.events if e.status is DeliveryStatus.CANCELLED]
     assert cancelled[-1].reason is FailureReason.CANCELLED
-    assert DeliveryStatus.PLAYED not in driver.sink.statuses(driver.code, order.ebm_id)
+    assert DeliveryStatus.PLAYED not in driver.sink.statuses(order.ebm_id, driver.code)
     assert driver.completed(order.ebm_id) == 0
 
 
@@ -90,20 +92,20 @@ async def test_permanent_failure(driver: Driver) -> None:
     result = await driver.adapter.deliver(order, driver.code)
     assert result.outcome is Outcome.PERMANENT, result
     assert result.failure is FailureKind.REJECTED
-    assert DeliveryStatus.PLAYING not in driver.sink.statuses(driver.code, order.ebm_id)
+    assert DeliveryStatus.PLAYING not in driver.sink.statuses(order.ebm_id, driver.code)
 
 
 async def test_device_restart_mid_broadcast_completes_exactly_once(driver: Driver) -> None:
     order = driver.order(long=True)
     assert (await driver.adapter.deliver(order, driver.code)).outcome is Outcome.ACCEPTED
-    await until(lambda: DeliveryStatus.PLAYING in driver.sink.statuses(driver.code, order.ebm_id))
+    await until(lambda: DeliveryStatus.PLAYING in driver.sink.statuses(order.ebm_id, driver.code))
     await driver.reboot()
     results = await deliver_until_accepted(driver, order)
     assert results[-1].outcome is Outcome.ACCEPTED, results
     await driver.finish(order)
     await until(lambda: driver.completed(order.ebm_id) >= 1)
     assert driver.completed(order.ebm_id) == 1
-    assert driver.sink.statuses(driver.code, order.ebm_id).count(DeliveryStatus.PLAYED) == 1
+    assert driver.sink.statuses(order.ebm_id, driver.code).count(DeliveryStatus.PLAYED) == 1
 
 
 async def test_unknown_terminal_is_permanent(driver: Driver) -> None:
@@ -121,10 +123,10 @@ async def test_higher_item_preempts_lower_which_resumes_when_redelivered(driver:
     code = driver.code
     sim: Any = getattr(driver, "sim", None)  # the device's own ground truth, where it has one
     assert (await driver.adapter.deliver(lower, code)).outcome is Outcome.ACCEPTED
-    await until(lambda: DeliveryStatus.PLAYING in driver.sink.statuses(code, lower.ebm_id))
+    await until(lambda: DeliveryStatus.PLAYING in driver.sink.statuses(lower.ebm_id, code))
     result = await driver.adapter.deliver(higher, code)
     assert result.outcome is Outcome.ACCEPTED, result
-    await until(lambda: DeliveryStatus.PLAYING in driver.sink.statuses(code, higher.ebm_id))
+    await until(lambda: DeliveryStatus.PLAYING in driver.sink.statuses(higher.ebm_id, code))
     if driver.preemption == "REPLACES":
         events = driver.sink.events
         cut = [e for e in events if e.ebm_id == lower.ebm_id and e.status is DeliveryStatus.CANCELLED]
@@ -136,7 +138,7 @@ async def test_higher_item_preempts_lower_which_resumes_when_redelivered(driver:
         await until(lambda: any(p.ebm_id == lower.ebm_id and p.ended_at for p in sim.played))
         first = next(p for p in sim.played if p.ebm_id == lower.ebm_id)
         assert not first.completed
-        assert DeliveryStatus.FAILED not in driver.sink.statuses(code, lower.ebm_id)
+        assert DeliveryStatus.FAILED not in driver.sink.statuses(lower.ebm_id, code)
     await driver.finish(higher)
     assert driver.completed(higher.ebm_id) == 1
 
@@ -144,7 +146,7 @@ async def test_higher_item_preempts_lower_which_resumes_when_redelivered(driver:
     assert resumed.outcome is Outcome.ACCEPTED, resumed
     await driver.finish(lower)
     assert driver.completed(lower.ebm_id) == 1
-    statuses = driver.sink.statuses(code, lower.ebm_id)
+    statuses = driver.sink.statuses(lower.ebm_id, code)
     assert statuses.count(DeliveryStatus.PLAYED) == 1
     if driver.preemption == "INTERRUPTS":
         runs = [p for p in sim.played if p.ebm_id == lower.ebm_id]

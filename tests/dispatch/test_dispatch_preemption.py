@@ -1,12 +1,13 @@
 """Dispatcher preemption with a fake adapter: a higher item takes the terminal, the displaced one resumes
 once the terminal is free, a lower or equal one waits (never preempts), busy is retried, and nothing is
-played twice. Real ReceiptBook and SQLite store; the fake terminal is driven by the test."""
+played twice. Real ReceiptBook, CoreSink and SQLite store, wired by events as the composition root wires
+them; the fake terminal is driven by the test and reports through the sink, as an adapter does."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -15,18 +16,21 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from adapters.base import AdapterSink, Capability, FailureKind, SendResult
+from adapters.base import AdapterSink, Capability
 from adapters.registry import AdapterRegistry
+from broadcast.app.schema import feature_tables
 from broadcast.clock import ManualClock
-from broadcast.dispatch.dispatcher import Dispatcher, RetryPolicy
+from broadcast.dispatch.dispatcher import Dispatcher
+from broadcast.dispatch.links import LinkTracker
 from broadcast.dispatch.preemption import order_rank
 from broadcast.dispatch.receipts import ReceiptBook
+from broadcast.dispatch.sink import CoreSink
+from broadcast.events import DeliveryChanged, Events
+from broadcast.messages import DeliveryReport, FailureKind, SendResult
 from broadcast.model import (
     Content,
-    DeliveryEvent,
     DeliveryOrder,
     DeliveryStatus,
-    LinkState,
     MessageDraft,
     MsgType,
     Severity,
@@ -35,9 +39,11 @@ from broadcast.model import (
     TerminalKind,
     TerminalRef,
 )
+from broadcast.retry import RetryPolicy
 from broadcast.store import broadcasts as store
 from broadcast.store.db import make_engine, prepare_schema
 from broadcast.store.tables import deliveries, delivery_events
+from tests.helpers.poll import until
 
 T0 = datetime(2026, 7, 1, 2, 0, tzinfo=UTC)
 PLATFORM = "34530181000000000000000"  # 23 digits
@@ -49,8 +55,8 @@ TERMINAL = TerminalRef(CODE, "530181001001", "一号喇叭", TerminalKind.VILLAG
 class FakeTerminal:
     """A terminal behind a fake adapter: follows the controller's ranking, refuses lower/equal (busy)."""
 
-    receipts: ReceiptBook
     clock: ManualClock
+    sink: AdapterSink | None = None
     playing: DeliveryOrder | None = None
     starts: list[str] = field(default_factory=list)  # every accepted start, in order
     completed: list[str] = field(default_factory=list)
@@ -66,7 +72,7 @@ class FakeAdapter:
         self.t = term
 
     async def start(self, sink: AdapterSink, terminals: Sequence[TerminalRef]) -> None:
-        return None
+        self.t.sink = sink
 
     async def close(self) -> None:
         return None
@@ -99,16 +105,20 @@ class FakeAdapter:
         return {}
 
     # driven by the test, as the terminal's reports would be
+    def report(self, ebm_id: str, status: DeliveryStatus) -> None:
+        assert self.t.sink is not None
+        self.t.sink.report(DeliveryReport(ebm_id, CODE, status, self.t.clock.now()))
+
     def report_playing(self) -> None:
         assert self.t.playing is not None
-        self.t.receipts.record(self.t.playing.ebm_id, CODE, DeliveryStatus.PLAYING, self.t.clock.now())
+        self.report(self.t.playing.ebm_id, DeliveryStatus.PLAYING)
 
     def report_played(self) -> None:
         cur = self.t.playing
         assert cur is not None
         self.t.playing = None
         self.t.completed.append(cur.ebm_id)
-        self.t.receipts.record(cur.ebm_id, CODE, DeliveryStatus.PLAYED, self.t.clock.now())
+        self.report(cur.ebm_id, DeliveryStatus.PLAYED)
 
 
 @dataclass
@@ -120,6 +130,13 @@ class Rig:
     engine: Any
     clock: ManualClock
     seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    # Every accepted delivery change, as the event bus tells subscribers (outlives the receipt book's
+    # memory of a broadcast, which it forgets when the dispatcher lets it go).
+    latest: dict[str, DeliveryStatus] = field(default_factory=dict)
+    ids: dict[str, int] = field(default_factory=dict)
+
+    def on_delivery(self, event: DeliveryChanged) -> None:
+        self.latest[event.ebm_id] = event.status
 
     async def air(
         self,
@@ -163,11 +180,13 @@ class Rig:
             audio_url="http://127.0.0.1:1/a.mp3",
             audio=None,
         )
+        self.ids[ebm] = bid
         await self.dispatcher.dispatch(bid, order, [TERMINAL])
         return order
 
     def status(self, order: DeliveryOrder) -> DeliveryStatus | None:
-        return self.receipts.status_of(order.ebm_id, CODE)
+        tracked = self.receipts.status_of(order.ebm_id, CODE)
+        return tracked if tracked is not None else self.latest.get(order.ebm_id)
 
     async def history(self, order: DeliveryOrder) -> list[tuple[str, str | None]]:
         await self.receipts.flush()
@@ -176,45 +195,33 @@ class Rig:
                 select(delivery_events.c.status, delivery_events.c.reason)
                 .join(deliveries, deliveries.c.id == delivery_events.c.delivery_id)
                 .where(deliveries.c.terminal_code == CODE)
-                .where(deliveries.c.broadcast_id == self.receipts.broadcast_id(order.ebm_id))
+                .where(deliveries.c.broadcast_id == self.ids[order.ebm_id])
                 .order_by(delivery_events.c.id)
             )
             return [(r[0], r[1]) for r in rows]
 
 
-async def until(cond: Callable[[], bool], within: float = 3.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not cond():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.005)
-
-
-class _NoSink:
-    def delivery_event(self, event: DeliveryEvent) -> None: ...
-
-    def terminal_link(self, terminal_code: str, state: LinkState, at: datetime, detail: str = "") -> None: ...
-
-    def terminal_heartbeat(self, terminal_code: str, at: datetime) -> None: ...
-
-
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'd.sqlite3'}")
-    await prepare_schema(engine)
+    await prepare_schema(engine, feature_tables())
     clock = ManualClock(T0)
-    receipts = ReceiptBook(engine, clock)
-    term = FakeTerminal(receipts, clock)
+    events = Events()
+    receipts = ReceiptBook(engine, clock, events)
+    term = FakeTerminal(clock)
     adapter = FakeAdapter(term)
     registry = AdapterRegistry(clock, {})
     registry.add("fake", adapter)
-    await registry.start_all(_NoSink(), [TERMINAL])
-    retry = RetryPolicy(initial_s=0.01, max_s=0.02, jitter=0.0)
+    retry = RetryPolicy(initial_s=0.01, max_s=0.02, jitter=(1.0, 1.0))
     dispatcher = Dispatcher(registry, receipts, clock, retry=retry)
-    receipts.start()
+    events.subscribe(DeliveryChanged, dispatcher.on_delivery_changed)
+    links = LinkTracker(engine, events)
+    await registry.start_all(CoreSink(receipts, links, dispatcher), [TERMINAL])
+    await receipts.start()
     try:
-        yield Rig(dispatcher, receipts, adapter, term, engine, clock)
+        rig = Rig(dispatcher, receipts, adapter, term, engine, clock)
+        events.subscribe(DeliveryChanged, rig.on_delivery)
+        yield rig
     finally:
         await dispatcher.close()
         await receipts.close()
@@ -302,7 +309,7 @@ async def test_preempted_item_reported_finished_is_not_resumed(rig: Rig) -> None
     await until(lambda: rig.status(red) is DeliveryStatus.ACKNOWLEDGED)
     assert rig.status(daily) is DeliveryStatus.QUEUED
     # A late report: the terminal had finished the programme just before the warning came.
-    rig.receipts.record(daily.ebm_id, CODE, DeliveryStatus.PLAYED, rig.clock.now())
+    rig.adapter.report(daily.ebm_id, DeliveryStatus.PLAYED)
     rig.adapter.report_played()
     await until(lambda: rig.dispatcher.on_air(CODE) is None and not rig.dispatcher.waiting_for(CODE))
     assert rig.term.starts == [daily.ebm_id, red.ebm_id]

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from broadcast.app.controller import Controller
 from broadcast.app.interconnect import attach_interconnect
+from broadcast.intake.intake import RefusalKind
 from broadcast.interconnect.convert import ebm_to_draft
 from broadcast.interconnect.ebd.keys import read_public_key, write_key_pair
 from broadcast.interconnect.ebd.model import (
@@ -33,7 +34,7 @@ from broadcast.interconnect.ebd.model import (
     RptType,
 )
 from broadcast.interconnect.ebd.signing import public_key_to_pem
-from broadcast.interconnect.facade import ControllerFacade, CountyRefusal, RefusalKind
+from broadcast.interconnect.facade import ControllerFacade, CountyRefusal
 from broadcast.interconnect.routes import Interconnect
 from broadcast.model import BroadcastState, MsgType, Priority
 from broadcast.store import broadcasts as store
@@ -99,7 +100,9 @@ async def upper(tmp_path: Path) -> AsyncIterator[UpperCounty]:
     attached: list[Interconnect | None] = []
 
     async def extra_setup(ctl: Controller, app: web.Application) -> None:
-        attached.append(await attach_interconnect(ctl, app, section))
+        attached.append(
+            attach_interconnect(ctl.county_parts(), app, section, base_dir=ctl.settings.base_dir, session=ctl.http)
+        )
 
     await controller.start(extra_setup=extra_setup)
     ic = attached[0]
@@ -192,7 +195,7 @@ async def test_tampered_or_unknown_area_ebm_broadcasts_nothing_and_facade_is_ide
     assert all(not t.played for t in upper.fleet.terminals)
     assert upper.state_bodies() == []
     # The facade itself: idempotent by source key, refusals carry a kind and a ResultCode.
-    facade = ControllerFacade(upper.controller)
+    facade = ControllerFacade(upper.controller.county_parts())
     draft = ebm_to_draft(short_ebm(upper.province, "530181003000"), src_ebrid=PROVINCE)
     first = await facade.submit_upper(draft)
     again = await facade.submit_upper(draft)
@@ -203,7 +206,7 @@ async def test_tampered_or_unknown_area_ebm_broadcasts_nothing_and_facade_is_ide
     )
     with pytest.raises(CountyRefusal) as refused:
         await facade.submit_upper(cancel)
-    assert refused.value.kind is RefusalKind.NOT_A_BROADCAST and refused.value.code is ResultCode.OTHER_ERROR
+    assert refused.value.kind is RefusalKind.NOT_BROADCASTABLE and refused.value.code is ResultCode.OTHER_ERROR
     snap = await facade.broadcast_state(first[1])
     assert snap is not None and snap.ebm_id == first[1]
     assert snap.targets == len(upper.controller.inventory.resolve(["530181003000"]))

@@ -95,15 +95,15 @@ def test_example_section_parses_to_settings() -> None:
         interconnect_settings({**section, "success_ratio": 0})
 
 
-def _fake_controller(tmp_path: Path) -> Any:
-    return SimpleNamespace(settings=SimpleNamespace(base_dir=tmp_path, public_url=""))
+def _parts() -> Any:
+    return SimpleNamespace(clock=None)
 
 
 async def test_not_configured_means_no_interconnect(tmp_path: Path) -> None:
     app = web.Application()
-    assert await attach_interconnect(_fake_controller(tmp_path), app, {}) is None
-    assert await attach_interconnect(_fake_controller(tmp_path), app, {"enabled": False, "x": 1}) is None
+    assert attach_interconnect(_parts(), app, {}, base_dir=tmp_path) is None
+    assert attach_interconnect(_parts(), app, {"enabled": False, "x": 1}, base_dir=tmp_path) is None
     with pytest.raises(InterconnectConfigError) as half:
-        await attach_interconnect(_fake_controller(tmp_path), app, {"cert_sn": "101"})
+        attach_interconnect(_parts(), app, {"cert_sn": "101"}, base_dir=tmp_path)
     assert half.value.key == "private_key" and "enabled = false" in str(half.value)
     assert len(app.router.routes()) == 0

@@ -16,6 +16,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from broadcast.app.schema import feature_tables
 from broadcast.audio.cache import AudioCache
 from broadcast.audio.config import AudioConfig
 from broadcast.audio.encode_options import EncodeOptions
@@ -117,7 +118,7 @@ class Rig:
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'ebc.sqlite3'}")
-    await prepare_schema(engine)
+    await prepare_schema(engine, feature_tables())
     clock = ManualClock(NOW)
     host = Host(engine, clock, AudioCache(tmp_path / "audio"))
     key: web.AppKey[Host] = web.AppKey("host", Host)

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import broadcast.reports.store  # noqa: F401  (registers the reports table on the shared metadata)
+from broadcast.app.schema import feature_tables
 from broadcast.store.db import make_engine, prepare_schema
 from broadcast.store.inventory import sync_inventory
 from terminals.inventory import default_inventory
@@ -23,7 +24,7 @@ def inventory() -> Inventory:
 @pytest.fixture
 async def engine(tmp_path: Path, inventory: Inventory) -> AsyncIterator[AsyncEngine]:
     eng = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'ops.sqlite3'}")
-    await prepare_schema(eng)
+    await prepare_schema(eng, feature_tables())
     await sync_inventory(eng, inventory)
     yield eng
     await eng.dispose()

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from broadcast.app.ops import drill_service
 from broadcast.clock import BEIJING, ManualClock
 from broadcast.model import MessageDraft
 from broadcast.reports.health import Period
@@ -19,7 +20,6 @@ from broadcast.reports.jobs import (
     OpsConfig,
     OpsConfigError,
     OpsService,
-    drill_service_for,
     due_day,
     due_month,
 )
@@ -92,11 +92,8 @@ def test_config_parsing() -> None:
         OpsConfig.from_raw({"daily_at": "1am"})
 
 
-def fake_controller(engine: AsyncEngine, inventory: Inventory, tmp_path: Path, clock: ManualClock,
-                    raw: dict[str, Any]) -> Any:
-    settings = SimpleNamespace(raw=raw, database_url=f"sqlite+aiosqlite:///{tmp_path / 'ops.sqlite3'}",
-                               base_dir=tmp_path)
-    return SimpleNamespace(settings=settings, engine=engine, inventory=inventory, clock=clock, pipeline=None)
+def fake_settings(tmp_path: Path, raw: dict[str, Any]) -> Any:
+    return SimpleNamespace(raw=raw, database_url=f"sqlite+aiosqlite:///{tmp_path / 'ops.sqlite3'}", base_dir=tmp_path)
 
 
 async def test_drills_from_config_default_and_disabled(
@@ -109,18 +106,16 @@ async def test_drills_from_config_default_and_disabled(
         return len(aired)
 
     clock = ManualClock(bj(11, 1))
-    ctl = fake_controller(engine, inventory, tmp_path, clock, {})
-    drills = drill_service_for(ctl, submit)
+    drills = drill_service(fake_settings(tmp_path, {}), inventory, engine, clock, submit)
     assert drills is not None and [s.drill_id for s in drills.drills] == ["monthly"]
     assert drills.drills[0].area_codes == (inventory.county.code,)
-    assert drill_service_for(fake_controller(engine, inventory, tmp_path, clock, {"drills": []}), submit) is None
-    ops = OpsService(engine, inventory, clock, drills=drills, config=OpsConfig(check_every_s=3600))
-    await ops.start()
+    assert drill_service(fake_settings(tmp_path, {"drills": []}), inventory, engine, clock, submit) is None
+    await drills.start()
     try:
         assert drills.scheduler is not None and drills.scheduler.get_job("drill:monthly") is not None
         clock.advance(3 * 86_400 + 10 * 3600 + 60)  # just past Wed Nov 4 10:00
         runs = await drills.reconcile("monthly")
         assert [r.outcome.value for r in runs] == ["submitted"] and len(aired) == 1
     finally:
-        await ops.close()
+        await drills.close()
     assert drills.scheduler is None

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcast.clock import BEIJING, ManualClock
 from broadcast.dispatch.links import LinkTracker
+from broadcast.events import Events
 from broadcast.model import LinkState
 from broadcast.reports.jobs import OpsService
 from broadcast.web.reports_routes import add_report_routes
@@ -25,7 +26,7 @@ Client = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 
 
 async def make(engine: AsyncEngine, inventory: Inventory, aiohttp_client: Client) -> tuple[Any, Any]:
-    links = LinkTracker(engine)
+    links = LinkTracker(engine, Events())
     host = SimpleNamespace(inventory=inventory, links=links, ops=OpsService(engine, inventory, ManualClock(NOW)))
     app = web.Application()
     app[KEY] = host

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import broadcast.reports.store  # noqa: F401  (registers the reports table on the shared metadata)
+from broadcast.app.schema import feature_tables
 from broadcast.store.db import make_engine, prepare_schema
 from terminals.inventory import default_inventory
 from terminals.inventory_model import Inventory
@@ -17,7 +18,7 @@ from terminals.inventory_model import Inventory
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     eng = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'reports.sqlite3'}")
-    await prepare_schema(eng)
+    await prepare_schema(eng, feature_tables())
     yield eng
     await eng.dispose()
 

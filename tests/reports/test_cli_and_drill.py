@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from broadcast.app.schema import feature_tables
 from broadcast.clock import BEIJING, ManualClock
 from broadcast.reports import cli
 from broadcast.reports.drill import drill_report
@@ -93,7 +94,7 @@ def test_cli_writes_health_and_broadcast_reports(tmp_path: Path, capsys: pytest.
 
     async def setup() -> int:
         engine = make_engine(url)
-        await prepare_schema(engine)
+        await prepare_schema(engine, feature_tables())
         async with engine.begin() as conn:
             await conn.execute(insert(link_events), [
                 {"terminal_code": t.resource_code, "state": "online", "at": T0 - timedelta(days=30), "detail": ""}

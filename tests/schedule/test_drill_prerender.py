@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from broadcast.app.schema import feature_tables
 from broadcast.audio.cache import AudioCache
 from broadcast.audio.engines import Speech, SpeechFormat
 from broadcast.audio.playout import LiveProgrammes
@@ -63,7 +64,7 @@ class Air:
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     eng = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'main.sqlite3'}")
-    await prepare_schema(eng)
+    await prepare_schema(eng, feature_tables())
     yield eng
     await eng.dispose()
 

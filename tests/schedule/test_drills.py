@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from broadcast.app.schema import feature_tables
 from broadcast.clock import BEIJING, ManualClock
 from broadcast.model import MessageDraft, MsgType, SourceKind
 from broadcast.schedule.drill_service import DrillService, run_drill_job, sync_url
@@ -57,7 +58,7 @@ class FakeAir:
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     eng = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'main.sqlite3'}")
-    await prepare_schema(eng)
+    await prepare_schema(eng, feature_tables())
     yield eng
     await eng.dispose()
 

@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from broadcast.app.schema import feature_tables
 from broadcast.clock import ManualClock
 from broadcast.security import accounts
 from broadcast.security.context import SECURITY, SecurityContext
@@ -29,7 +30,7 @@ AiohttpClient = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     eng = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'ebc.db'}")
-    await prepare_schema(eng)  # the store's create_all must create the security tables too
+    await prepare_schema(eng, feature_tables())  # the store's create_all must create the security tables too
     yield eng
     await eng.dispose()
 

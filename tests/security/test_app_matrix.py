@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from broadcast.app.controller import Controller
-from broadcast.app.web import MATRIX, make_app
+from broadcast.app.web import MATRIX
 from broadcast.security.install import unruled_routes
 from broadcast.security.roles import PUBLIC, Role, permissions_for
 from tests.e2e.conftest import settings_for
@@ -19,10 +19,9 @@ OP, AP, AD, AU = Role.OPERATOR, Role.APPROVER, Role.ADMIN, Role.AUDITOR
 async def test_every_route_of_the_app_has_a_rule(tmp_path: Path) -> None:
     controller = await Controller.create(settings_for(tmp_path))
     try:
-        app = make_app(controller)
-        assert unruled_routes(app, MATRIX) == []
+        assert unruled_routes(controller.app, MATRIX) == []
     finally:
-        await controller.engine.dispose()
+        await controller.close()
 
 
 @pytest.mark.parametrize(

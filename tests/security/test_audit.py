@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from broadcast.app.schema import feature_tables
 from broadcast.clock import ManualClock
 from broadcast.security import audit
 from broadcast.security.audit import AuditAction, AuditLedger, FindingKind
@@ -167,7 +168,7 @@ def _make_db(tmp_path: Path, tamper: str | None) -> str:
     async def setup() -> None:
         engine = make_engine(url)
         try:
-            await prepare_schema(engine)
+            await prepare_schema(engine, feature_tables())
             await _fill(engine, ManualClock(datetime(2026, 11, 2, 8, 0, tzinfo=UTC)))
             if tamper:
                 await _sql(engine, tamper)
@@ -214,7 +215,7 @@ async def test_two_engines_race_on_one_database(tmp_path: Path, clock: ManualClo
     url = f"sqlite+aiosqlite:///{tmp_path / 'race.db'}"
     e1, e2 = make_engine(url), make_engine(url)
     try:
-        await prepare_schema(e1)
+        await prepare_schema(e1, feature_tables())
         l1, l2 = AuditLedger(e1, clock), AuditLedger(e2, clock)
         await asyncio.gather(*[(l1 if i % 2 else l2).append(AuditAction.LOGIN, actor=str(i)) for i in range(30)])
         entries = await audit.tail(e1, 100)

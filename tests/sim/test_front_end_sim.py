@@ -7,11 +7,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from adapters.base import Outcome
 from adapters.ip_speaker.payload_fields import BusinessType
+from broadcast.messages import Outcome
 from broadcast.model import DeliveryStatus
 from sim.front_end import LocalRefused
-from tests.contract.rigs import FrontEndDriver, audio_server, until
+from tests.contract.rigs import FrontEndDriver, audio_server
+from tests.helpers.poll import until
 
 
 class Two(FrontEndDriver):
@@ -50,7 +51,7 @@ async def test_county_start_preempts_the_local_announcement(rig: Two) -> None:
     ann = rig.front_end.locals[0]
     assert ann.preempted_by == order.ebm_id
     for code, sim in rig.sims.items():
-        await until(lambda c=code: DeliveryStatus.PLAYED in rig.sink.statuses(c, order.ebm_id))
+        await until(lambda c=code: DeliveryStatus.PLAYED in rig.sink.statuses(order.ebm_id, c))
         local_plays = [p for p in sim.played if p.ebm_id == local]
         assert not local_plays[0].completed  # cut off by the county
     stops = [x for x in rig.front_end.relayed if x[0] == BusinessType.STOP_BROADCAST]
@@ -62,7 +63,7 @@ async def test_local_announcement_refused_while_county_broadcast_on_air(rig: Two
     assert (await rig.adapter.deliver(order, rig.code)).outcome is Outcome.ACCEPTED
     with pytest.raises(LocalRefused, match="县级应急广播"):
         rig.front_end.announce(text="村委会通知：今晚八点开会")
-    await until(lambda: DeliveryStatus.PLAYED in rig.sink.statuses(rig.code, order.ebm_id))
+    await until(lambda: DeliveryStatus.PLAYED in rig.sink.statuses(order.ebm_id, rig.code))
     text_id = rig.front_end.announce(text="村委会通知：今晚八点开会")
     assert rig.front_end.locals[-1].text and rig.front_end.locals[-1].ebm_id == text_id
 
@@ -70,12 +71,12 @@ async def test_local_announcement_refused_while_county_broadcast_on_air(rig: Two
 async def test_results_are_stored_while_the_county_link_is_down(rig: Two) -> None:
     order = rig.order(long=True)
     assert (await rig.adapter.deliver(order, rig.code)).outcome is Outcome.ACCEPTED
-    await until(lambda: DeliveryStatus.PLAYING in rig.sink.statuses(rig.code, order.ebm_id))
+    await until(lambda: DeliveryStatus.PLAYING in rig.sink.statuses(order.ebm_id, rig.code))
     await rig.front_end.go_offline()
     await until(lambda: any(p.ebm_id == order.ebm_id and p.completed for p in rig.sim.played))
-    assert DeliveryStatus.PLAYED not in rig.sink.statuses(rig.code, order.ebm_id)
+    assert DeliveryStatus.PLAYED not in rig.sink.statuses(order.ebm_id, rig.code)
     await rig.front_end.come_online()
-    await until(lambda: DeliveryStatus.PLAYED in rig.sink.statuses(rig.code, order.ebm_id))
+    await until(lambda: DeliveryStatus.PLAYED in rig.sink.statuses(order.ebm_id, rig.code))
 
 
 async def test_preempted_local_announcement_resumes_after_the_county_broadcast(rig: Two) -> None:
@@ -85,7 +86,7 @@ async def test_preempted_local_announcement_resumes_after_the_county_broadcast(r
     for code in rig.sims:
         assert (await rig.adapter.deliver(order, code)).outcome is Outcome.ACCEPTED
     for code, sim in rig.sims.items():
-        await until(lambda c=code: DeliveryStatus.PLAYED in rig.sink.statuses(c, order.ebm_id))
+        await until(lambda c=code: DeliveryStatus.PLAYED in rig.sink.statuses(order.ebm_id, c))
         # Back on air from the start once the county is done, and played to the end this time.
         await until(lambda s=sim: any(p.ebm_id == local and p.completed for p in s.played))
         plays = [p for p in sim.played if p.ebm_id == local]

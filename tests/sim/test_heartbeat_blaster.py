@@ -3,13 +3,12 @@ terminal registers, every heartbeat is answered OK, and the adapter saw exactly 
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import pytest
 
 from adapters.ip_speaker.adapter import IpSpeakerAdapter
 from broadcast.clock import SystemClock
-from broadcast.model import DeliveryEvent, LinkState, TerminalRef
+from broadcast.messages import DeliveryReport, LinkReport, Report
+from broadcast.model import LinkState, TerminalRef
 from sim.heartbeat_blaster import BlastFailure, BlastPlan, blast
 from terminals.inventory import default_inventory
 
@@ -19,14 +18,13 @@ class _Sink:
         self.heartbeats: dict[str, int] = {}
         self.states: dict[str, LinkState] = {}
 
-    def delivery_event(self, event: DeliveryEvent) -> None:
-        raise AssertionError(f"no broadcasts expected, got {event}")
-
-    def terminal_link(self, terminal_code: str, state: LinkState, at: datetime, detail: str = "") -> None:
-        self.states[terminal_code] = state
-
-    def terminal_heartbeat(self, terminal_code: str, at: datetime) -> None:
-        self.heartbeats[terminal_code] = self.heartbeats.get(terminal_code, 0) + 1
+    def report(self, report: Report) -> None:
+        if isinstance(report, DeliveryReport):
+            raise AssertionError(f"no broadcasts expected, got {report}")
+        if isinstance(report, LinkReport):
+            self.states[report.terminal_code] = report.state
+        else:
+            self.heartbeats[report.terminal_code] = self.heartbeats.get(report.terminal_code, 0) + 1
 
 
 def _refs(n: int) -> list[TerminalRef]:

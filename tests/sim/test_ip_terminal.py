@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,14 +12,12 @@ import imageio_ffmpeg
 import pytest
 from aiohttp import web
 
-from adapters.base import Outcome
 from adapters.ip_speaker.adapter import IpSpeakerAdapter
 from broadcast.clock import ManualClock
+from broadcast.messages import Outcome
 from broadcast.model import (
-    DeliveryEvent,
     DeliveryOrder,
     DeliveryStatus,
-    LinkState,
     MsgType,
     Priority,
     Severity,
@@ -29,6 +26,8 @@ from broadcast.model import (
 )
 from sim.fleet import Fleet
 from sim.mp3 import NotMpegAudio, mpeg_duration
+from tests.helpers.poll import until
+from tests.helpers.sink import RecordingSink
 
 PLATFORM = "45301810000000101010101"
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
@@ -95,33 +94,6 @@ def test_duration_of_ffmpeg_encoded_mp3(tmp_path: Path, rate: int) -> None:
     assert 2.0 <= mpeg_duration(data) <= 2.12
 
 
-class Sink:
-    def __init__(self) -> None:
-        self.events: list[DeliveryEvent] = []
-        self.online: set[str] = set()
-
-    def delivery_event(self, event: DeliveryEvent) -> None:
-        self.events.append(event)
-
-    def terminal_link(self, terminal_code: str, state: LinkState, at: datetime, detail: str = "") -> None:
-        if state is LinkState.ONLINE:
-            self.online.add(terminal_code)
-        else:
-            self.online.discard(terminal_code)
-
-    def terminal_heartbeat(self, terminal_code: str, at: datetime) -> None:
-        pass
-
-
-async def until(cond: Callable[[], object], within_s: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
-    while not cond():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.005)
-
-
 @pytest.mark.parametrize("count", [50, 586])
 async def test_fleet_connects_and_all_play(count: int) -> None:
     refs = [
@@ -145,7 +117,7 @@ async def test_fleet_connects_and_all_play(count: int) -> None:
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     url = f"http://127.0.0.1:{runner.addresses[0][1]}/a.mp3"
-    sink = Sink()
+    sink = RecordingSink()
     # Correctness here; speed is asserted separately below (a loaded CI box must not flip outcomes).
     adapter = IpSpeakerAdapter({"port": 0, "platform_code": PLATFORM, "ack_timeout_s": 20.0}, ManualClock(T0))
     await adapter.start(sink, refs)

@@ -16,9 +16,10 @@ from broadcast.model import DeliveryStatus, FailureReason
 from broadcast.web.live import live_audio_handler
 from sim.ip_playback import FETCH_FAILED, STREAM_BROKEN
 from sim.mp3 import mpeg_duration
-from tests.adapters.test_ip_speaker_adapter import T0, Rig, make_rig, until
+from tests.adapters.test_ip_speaker_adapter import T0, Rig, make_rig
 from tests.audio.helpers import SENTENCE
 from tests.audio.live_helpers import make_live
+from tests.helpers.poll import until
 
 FRAME = bytes.fromhex("FFFB9000") + bytes(417 - 4)  # MPEG-1 layer III 128 kbit/s 44.1 kHz: 26 ms
 
@@ -73,10 +74,10 @@ async def test_playing_is_reported_before_the_speech_exists(rig: Rig, tmp_path: 
         prog = await live.start(order.ebm_id, "", SENTENCE, expires_at=T0 + timedelta(hours=1))
         order = rig.order(url=f"{server.base}/audio/live/{order.ebm_id}.mp3", ebm_id=order.ebm_id)
         await rig.adapter.deliver(order, code)
-        await until(lambda: DeliveryStatus.PLAYING in rig.sink.statuses(code, order.ebm_id))
+        await until(lambda: DeliveryStatus.PLAYING in rig.sink.statuses(order.ebm_id, code))
         assert not prog.settled and sim.playing == order.ebm_id  # on air with only the chime in hand
         engine.gate.set()
-        await until(lambda: DeliveryStatus.PLAYED in rig.sink.statuses(code, order.ebm_id), within_s=10)
+        await until(lambda: DeliveryStatus.PLAYED in rig.sink.statuses(order.ebm_id, code), within_s=10)
         (record,) = sim.played
         assert record.completed
         full = prog.full_bytes()
@@ -95,9 +96,9 @@ async def test_a_stream_that_breaks_after_it_started_is_reported(rig: Rig) -> No
         sim = await rig.online(0)
         order = rig.order(url=f"{server.base}/broken.mp3")
         await rig.adapter.deliver(order, code)
-        await until(lambda: DeliveryStatus.PLAYING in rig.sink.statuses(code, order.ebm_id))
+        await until(lambda: DeliveryStatus.PLAYING in rig.sink.statuses(order.ebm_id, code))
         server.release.set()
-        await until(lambda: DeliveryStatus.FAILED in rig.sink.statuses(code, order.ebm_id))
+        await until(lambda: DeliveryStatus.FAILED in rig.sink.statuses(order.ebm_id, code))
         failed = rig.sink.events[-1]
         assert failed.reason is FailureReason.PLAYBACK_FAILED and failed.detail == STREAM_BROKEN
         (record,) = sim.played
@@ -105,9 +106,9 @@ async def test_a_stream_that_breaks_after_it_started_is_reported(rig: Rig) -> No
 
         html = rig.order(url=f"{server.base}/html.mp3")  # 200 OK but not audio: never "playing"
         await rig.adapter.deliver(html, code)
-        await until(lambda: DeliveryStatus.FAILED in rig.sink.statuses(code, html.ebm_id))
-        assert rig.sink.statuses(code, html.ebm_id)[-1] is DeliveryStatus.FAILED
-        assert DeliveryStatus.PLAYING not in rig.sink.statuses(code, html.ebm_id)
+        await until(lambda: DeliveryStatus.FAILED in rig.sink.statuses(html.ebm_id, code))
+        assert rig.sink.statuses(html.ebm_id, code)[-1] is DeliveryStatus.FAILED
+        assert DeliveryStatus.PLAYING not in rig.sink.statuses(html.ebm_id, code)
         assert rig.sink.events[-1].detail == FETCH_FAILED and len(sim.played) == 1
     finally:
         server.release.set()
@@ -137,11 +138,11 @@ async def test_play_lasts_until_the_stream_ends(rig: Rig) -> None:
         sim = await rig.online(0, time_scale=0.0)
         order = rig.order(url=f"{server.base}/slow.mp3")
         await rig.adapter.deliver(order, code)
-        await until(lambda: DeliveryStatus.PLAYING in rig.sink.statuses(code, order.ebm_id))
-        assert DeliveryStatus.PLAYED not in rig.sink.statuses(code, order.ebm_id)
+        await until(lambda: DeliveryStatus.PLAYING in rig.sink.statuses(order.ebm_id, code))
+        assert DeliveryStatus.PLAYED not in rig.sink.statuses(order.ebm_id, code)
         assert sim.playing == order.ebm_id
         release.set()
-        await until(lambda: DeliveryStatus.PLAYED in rig.sink.statuses(code, order.ebm_id))
+        await until(lambda: DeliveryStatus.PLAYED in rig.sink.statuses(order.ebm_id, code))
     finally:
         release.set()
         assert server.runner is not None

@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from broadcast.app.schema import feature_tables
 from broadcast.clock import BEIJING, ManualClock
 from broadcast.dispatch.links import LinkTracker
+from broadcast.events import Events
 from broadcast.reports.health import Period, health_report
 from broadcast.store.db import make_engine, prepare_schema
 from broadcast.store.inventory import sync_inventory
@@ -42,10 +44,10 @@ async def simulate(
     tmp_path: Path, inv: Inventory, sc: Scenario, wire_of: Callable[[Any], Wire]
 ) -> tuple[dict[str, Any], int, MonthSink]:
     engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'month.sqlite3'}")
-    await prepare_schema(engine)
+    await prepare_schema(engine, feature_tables())
     await sync_inventory(engine, inv)
     clock = ManualClock(sc.start)
-    sink = MonthSink(LinkTracker(engine))
+    sink = MonthSink(LinkTracker(engine, Events()))
     adapter = make_adapter(sc, inv, clock)
     await adapter.start(sink, [t for t in inv.terminals if t.resource_code in set(sc.codes)])
     wire = wire_of(adapter)

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from broadcast.clock import ManualClock
 from broadcast.intake.intake import Intake, RefusalKind, Refused
 from broadcast.sources.cap.signature import SignaturePolicy
+from broadcast.web.errors import REFUSAL_STATUS
 from terminals.inventory import default_inventory
 from tests.sources.test_cap_signature import UNSIGNED, make_signer, sign
 
@@ -55,7 +56,7 @@ async def test_tampered_signed_cap_refused(signer: tuple[ec.EllipticCurvePrivate
     it, desk = intake(SignaturePolicy.VERIFY_IF_PRESENT, [cert])
     with pytest.raises(Refused) as err:
         await it.submit_cap(tampered)
-    assert err.value.kind is RefusalKind.SIGNATURE and err.value.http_status == 422
+    assert err.value.kind is RefusalKind.SIGNATURE and REFUSAL_STATUS[err.value.kind] == 422
     assert "签名" in err.value.message
     assert desk.taken == []
 

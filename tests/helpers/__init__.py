@@ -1,0 +1,1 @@
+"""Shared test helpers: polling with a deadline, and a recording adapter sink."""
