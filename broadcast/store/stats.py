@@ -1,7 +1,8 @@
 """Delivery statistics (播发统计), the one read model of a broadcast's deliveries: counts per state,
 coverage (played / targeted) and time-to-air / time-to-acknowledge percentiles.
 
-Pure functions over delivery rows; never reads the store itself.
+Pure functions over delivery rows (the read side of the receipts); used by the API, the reports and the
+interconnect. Never reads the database itself.
 """
 
 from __future__ import annotations
