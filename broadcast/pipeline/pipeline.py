@@ -171,6 +171,11 @@ class Pipeline:
         await store.transition(self._engine, broadcast_id, state, self._clock.now(), actor=actor, detail=detail)
         await store.cancel_queued(self._engine, broadcast_id, self._clock.now(), detail)
 
+    @property
+    def in_flight(self) -> int:
+        """Broadcasts being put on air (or their audio recorded) in the background right now."""
+        return len(self._tasks)
+
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
