@@ -313,25 +313,34 @@ class Dispatcher:
             st.release(live)
         self._receipts.untrack(ebm_id)
 
-    async def stop(self, ebm_id: str) -> int:
-        """Stop a broadcast on every terminal that has it; returns how many stop instructions went out."""
-        return await self._halt(ebm_id, DeliveryStatus.CANCELLED, FailureReason.CANCELLED, "已停止播发")
-
-    async def _halt(self, ebm_id: str, status: DeliveryStatus, reason: FailureReason, detail: str) -> int:
-        """Settle every unsettled delivery with ``status`` and tell the terminals that may be playing
-        to stop, so that an expired or stopped message really goes off the air."""
+    def halt(
+        self,
+        ebm_id: str,
+        status: DeliveryStatus = DeliveryStatus.CANCELLED,
+        reason: FailureReason = FailureReason.CANCELLED,
+        detail: str = "已停止播发",
+    ) -> list[TerminalRef]:
+        """Settle every unsettled delivery of a live broadcast with ``status``, in memory and at once
+        (the receipt book writes them), and let the broadcast go; returns the terminals that may be
+        playing it, which ``send_stops`` must tell to stop. Nothing (``[]``) when it is not live."""
         live = self._live.get(ebm_id)
         if live is None:
-            return 0
+            return []
         targets = [
-            td.terminal_code
+            live.terminals[td.terminal_code]
             for td in self._receipts.deliveries_of(ebm_id)
             if td.status in (DeliveryStatus.SENT, DeliveryStatus.ACKNOWLEDGED, DeliveryStatus.PLAYING)
         ]
         self.finish(ebm_id, status, reason, detail)
+        return targets
 
-        async def stop_one(code: str) -> None:
-            adapter = self._registry.get(live.terminals[code].adapter)
+    async def send_stops(self, ebm_id: str, terminals: Sequence[TerminalRef]) -> int:
+        """Tell each terminal to stop ``ebm_id`` so that it really goes off the air; returns how many
+        stop instructions went out."""
+
+        async def stop_one(terminal: TerminalRef) -> None:
+            code = terminal.resource_code
+            adapter = self._registry.get(terminal.adapter)
             if adapter is None:
                 return
             try:
@@ -342,8 +351,18 @@ class Dispatcher:
             if res.outcome is not Outcome.ACCEPTED:
                 log.warning("stop of %s on %s not acknowledged: %s", ebm_id, code, res.detail)
 
-        await asyncio.gather(*(stop_one(code) for code in targets))
-        return len(targets)
+        await asyncio.gather(*(stop_one(t) for t in terminals))
+        return len(terminals)
+
+    async def stop(self, ebm_id: str) -> int:
+        """Stop a broadcast on every terminal that has it; returns how many stop instructions went out.
+        The settled deliveries are written before the instructions go out."""
+        terminals = self.halt(ebm_id)
+        await self._receipts.flush()
+        return await self.send_stops(ebm_id, terminals)
+
+    async def _halt(self, ebm_id: str, status: DeliveryStatus, reason: FailureReason, detail: str) -> int:
+        return await self.send_stops(ebm_id, self.halt(ebm_id, status, reason, detail))
 
     async def close(self) -> None:
         for live in list(self._live.values()):

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from broadcast.clock import Clock
 from broadcast.events import BroadcastSettled, DeliveryChanged, Events
@@ -172,13 +173,15 @@ class ReceiptBook:
                 self._wake.set()
                 continue
 
-    async def flush(self) -> None:
+    async def flush(self, *, also: Callable[[AsyncConnection], Awaitable[None]] | None = None) -> None:
+        """Write what is pending now; ``also`` commits in the same transaction (a stop: the broadcast's
+        cancellation and its deliveries' together). On failure the batch waits for the next flush."""
         async with self._flush_lock:
             batch, self._queue = self._queue, []
             settled, self._settled_pending = self._settled_pending, []
-            if batch:
+            if batch or also is not None:
                 try:
-                    await write_statuses(self._engine, batch)
+                    await write_statuses(self._engine, batch, also=also)
                 except Exception:
                     self._queue[:0] = batch
                     self._settled_pending[:0] = settled

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from broadcast.audio.playout import LiveProgramme, LiveProgrammes, PlayoutError
 from broadcast.clock import BEIJING, Clock
@@ -48,11 +48,17 @@ class Dispatching(Protocol):
 
     def is_live(self, ebm_id: str) -> bool: ...
 
-    async def stop(self, ebm_id: str) -> int: ...
+    def halt(self, ebm_id: str) -> list[TerminalRef]: ...
+
+    async def send_stops(self, ebm_id: str, terminals: Sequence[TerminalRef]) -> int: ...
 
 
 class Settlement(Protocol):
+    """The receipt book as the pipeline uses it."""
+
     def unsettled(self, broadcast_id: int) -> int: ...
+
+    async def flush(self, *, also: Callable[[AsyncConnection], Awaitable[None]] | None = None) -> None: ...
 
 
 REPEATS_BY_SEVERITY = {Severity.RED: 3, Severity.ORANGE: 2}
@@ -168,8 +174,7 @@ class Pipeline:
 
     async def refuse(self, broadcast_id: int, state: BroadcastState, *, detail: str, actor: str = "") -> None:
         """A held or pending message that will never go on air (rejected or expired while waiting)."""
-        await store.transition(self._engine, broadcast_id, state, self._clock.now(), actor=actor, detail=detail)
-        await store.cancel_queued(self._engine, broadcast_id, self._clock.now(), detail)
+        await store.finish_unaired(self._engine, broadcast_id, state, self._clock.now(), actor=actor, detail=detail)
 
     @property
     def in_flight(self) -> int:
@@ -265,18 +270,26 @@ class Pipeline:
         log.info("broadcast %d (%s) completed", event.broadcast_id, row["ebm_id"])
 
     async def stop(self, broadcast_id: int, *, actor: str = "") -> int:
+        """Cancel a broadcast: its state and every delivery's settle in ONE transaction (no reader sees a
+        cancelled broadcast still playing, nor the reverse), then the terminals are told to stop.
+        Returns how many stop instructions went out."""
         row = await store.get_broadcast(self._engine, broadcast_id)
         if row is None:
             raise KeyError(broadcast_id)
         if BroadcastState(row["state"]) in _FINAL:
             return 0
-        await store.transition(self._engine, broadcast_id, BroadcastState.CANCELLED, self._clock.now(), actor=actor)
-        was_live = self._dispatcher.is_live(row["ebm_id"])
-        sent = await self._dispatcher.stop(row["ebm_id"])
-        if not was_live:
-            # Not on air (held, pending, still rendering): settle what is queued so nothing starts later.
-            await store.cancel_queued(self._engine, broadcast_id, self._clock.now(), "已停止播发")
-        return sent
+        ebm, now = str(row["ebm_id"]), self._clock.now()
+        live = self._dispatcher.is_live(ebm)
+        playing = self._dispatcher.halt(ebm) if live else []
+
+        async def cancel(conn: AsyncConnection) -> None:
+            await store.transition_in(conn, broadcast_id, BroadcastState.CANCELLED, now, actor=actor)
+            if not live:
+                # Not on air (held, pending, still rendering): settle what is queued so nothing starts later.
+                await store.cancel_queued_in(conn, broadcast_id, now, "已停止播发")
+
+        await self._receipts.flush(also=cancel)
+        return await self._dispatcher.send_stops(ebm, playing)
 
     async def close(self) -> None:
         for task in list(self._tasks):

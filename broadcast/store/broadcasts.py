@@ -238,21 +238,34 @@ async def transition(
 ) -> BroadcastState:
     """Move a broadcast to ``target`` if the lifecycle allows it; returns the previous state."""
     async with engine.begin() as conn:
-        row = (await conn.execute(select(broadcasts.c.state).where(broadcasts.c.id == broadcast_id))).one()
-        current = BroadcastState(row[0])
-        lifecycle.check_broadcast(str(broadcast_id), current, target)
-        res = await conn.execute(
-            update(broadcasts)
-            .where(broadcasts.c.id == broadcast_id, broadcasts.c.state == str(current))
-            .values(state=str(target), state_changed_at=at)
+        return await transition_in(conn, broadcast_id, target, at, actor=actor, detail=detail)
+
+
+async def transition_in(
+    conn: AsyncConnection,
+    broadcast_id: int,
+    target: BroadcastState,
+    at: datetime,
+    *,
+    actor: str = "",
+    detail: str = "",
+) -> BroadcastState:
+    """``transition`` inside the caller's transaction (to commit it together with other writes)."""
+    row = (await conn.execute(select(broadcasts.c.state).where(broadcasts.c.id == broadcast_id))).one()
+    current = BroadcastState(row[0])
+    lifecycle.check_broadcast(str(broadcast_id), current, target)
+    res = await conn.execute(
+        update(broadcasts)
+        .where(broadcasts.c.id == broadcast_id, broadcasts.c.state == str(current))
+        .values(state=str(target), state_changed_at=at)
+    )
+    if res.rowcount != 1:
+        raise lifecycle.TransitionError("broadcast", str(broadcast_id), str(current), str(target))
+    await conn.execute(
+        insert(broadcast_events).values(
+            broadcast_id=broadcast_id, state=str(target), at=at, actor=actor, detail=detail
         )
-        if res.rowcount != 1:
-            raise lifecycle.TransitionError("broadcast", str(broadcast_id), str(current), str(target))
-        await conn.execute(
-            insert(broadcast_events).values(
-                broadcast_id=broadcast_id, state=str(target), at=at, actor=actor, detail=detail
-            )
-        )
+    )
     return current
 
 
@@ -345,36 +358,51 @@ async def broadcasts_in_state(engine: AsyncEngine, state: BroadcastState) -> lis
 async def cancel_queued(engine: AsyncEngine, broadcast_id: int, at: datetime, detail: str) -> int:
     """Settle the queued deliveries of a broadcast that will never go out (append-only history too)."""
     async with engine.begin() as conn:
-        ids = [
-            r[0]
-            for r in await conn.execute(
-                select(deliveries.c.id).where(
-                    deliveries.c.broadcast_id == broadcast_id,
-                    deliveries.c.status == str(DeliveryStatus.QUEUED),
-                )
+        return await cancel_queued_in(conn, broadcast_id, at, detail)
+
+
+async def cancel_queued_in(conn: AsyncConnection, broadcast_id: int, at: datetime, detail: str) -> int:
+    """``cancel_queued`` inside the caller's transaction."""
+    ids = [
+        r[0]
+        for r in await conn.execute(
+            select(deliveries.c.id).where(
+                deliveries.c.broadcast_id == broadcast_id,
+                deliveries.c.status == str(DeliveryStatus.QUEUED),
             )
-        ]
-        if not ids:
-            return 0
-        await conn.execute(
-            update(deliveries)
-            .where(deliveries.c.id.in_(ids))
-            .values(status=str(DeliveryStatus.CANCELLED), reason="cancelled", detail=detail, updated_at=at)
         )
-        await conn.execute(
-            insert(delivery_events),
-            [
-                {
-                    "delivery_id": i,
-                    "status": str(DeliveryStatus.CANCELLED),
-                    "reason": "cancelled",
-                    "detail": detail,
-                    "at": at,
-                }
-                for i in ids
-            ],
-        )
-        return len(ids)
+    ]
+    if not ids:
+        return 0
+    await conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id.in_(ids))
+        .values(status=str(DeliveryStatus.CANCELLED), reason="cancelled", detail=detail, updated_at=at)
+    )
+    await conn.execute(
+        insert(delivery_events),
+        [
+            {
+                "delivery_id": i,
+                "status": str(DeliveryStatus.CANCELLED),
+                "reason": "cancelled",
+                "detail": detail,
+                "at": at,
+            }
+            for i in ids
+        ],
+    )
+    return len(ids)
+
+
+async def finish_unaired(
+    engine: AsyncEngine, broadcast_id: int, state: BroadcastState, at: datetime, *, actor: str = "", detail: str = ""
+) -> None:
+    """A broadcast that will never go on air (rejected, expired or cancelled while held): its state and
+    its queued deliveries settle in one transaction, so no reader sees one without the other."""
+    async with engine.begin() as conn:
+        await transition_in(conn, broadcast_id, state, at, actor=actor, detail=detail)
+        await cancel_queued_in(conn, broadcast_id, at, detail)
 
 
 async def note_event(

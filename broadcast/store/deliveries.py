@@ -7,13 +7,13 @@ Records what the caller decided; never validates a transition (the receipt book 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from broadcast.model import DeliveryStatus, FailureReason
 from broadcast.store.tables import deliveries, delivery_events
@@ -54,9 +54,18 @@ async def deliveries_of(engine: AsyncEngine, broadcast_id: int) -> list[StoredDe
         return [StoredDelivery(r[0], r[1], r[2], DeliveryStatus(r[3]), int(r[4])) for r in rows]
 
 
-async def write_statuses(engine: AsyncEngine, batch: Sequence[StatusWrite]) -> None:
-    """The history rows of every change, and each delivery's latest state, in one transaction."""
+async def write_statuses(
+    engine: AsyncEngine,
+    batch: Sequence[StatusWrite],
+    *,
+    also: Callable[[AsyncConnection], Awaitable[None]] | None = None,
+) -> None:
+    """The history rows of every change, and each delivery's latest state, in one transaction; ``also``
+    writes in the same transaction (e.g. the broadcast's own state change that caused the batch)."""
     if not batch:
+        if also is not None:
+            async with engine.begin() as conn:
+                await also(conn)
         return
     latest: dict[int, dict[str, Any]] = {}
     for p in batch:
@@ -106,3 +115,5 @@ async def write_statuses(engine: AsyncEngine, batch: Sequence[StatusWrite]) -> N
             ),
             list(latest.values()),
         )
+        if also is not None:
+            await also(conn)

@@ -12,9 +12,9 @@ from aiohttp import web
 from broadcast.clock import BEIJING
 from broadcast.jsonhttp import json_response
 from broadcast.model import MsgType, Severity
-from broadcast.store.stats import summarise
 from broadcast.store import broadcasts as store
 from broadcast.store.inventory import list_terminals
+from broadcast.store.stats import summarise
 
 if TYPE_CHECKING:
     from broadcast.app.controller import Controller

@@ -7,13 +7,14 @@ broadcast failed when it cannot go on air."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from broadcast.app.schema import feature_tables
 from broadcast.clock import ManualClock
@@ -79,10 +80,13 @@ class RecordingDispatcher:
     def is_live(self, ebm_id: str) -> bool:
         return ebm_id in self.live
 
-    async def stop(self, ebm_id: str) -> int:
+    def halt(self, ebm_id: str) -> list[TerminalRef]:
         self.stopped.append(ebm_id)
         self.live.discard(ebm_id)
-        return 1
+        return list(default_inventory().terminals[:1])
+
+    async def send_stops(self, ebm_id: str, terminals: Sequence[TerminalRef]) -> int:
+        return len(terminals)
 
 
 @dataclass(frozen=True)
@@ -103,11 +107,20 @@ class Renderer:
 
 
 class Unsettled:
+    engine: AsyncEngine
+
     def __init__(self) -> None:
         self.count = 1
+        self.flushes = 0
 
     def unsettled(self, broadcast_id: int) -> int:
         return self.count
+
+    async def flush(self, *, also: Callable[[AsyncConnection], Awaitable[None]] | None = None) -> None:
+        self.flushes += 1
+        if also is not None:
+            async with self.engine.begin() as conn:
+                await also(conn)
 
 
 @dataclass
@@ -131,6 +144,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     await prepare_schema(engine, feature_tables())
     events = Events()
     dispatcher, renderer, receipts = RecordingDispatcher(), Renderer(), Unsettled()
+    receipts.engine = engine
     pipeline = Pipeline(
         engine, default_inventory(), renderer, dispatcher, receipts, ManualClock(T0), events, audio_base_url=BASE + "/"
     )
@@ -200,9 +214,17 @@ async def test_nothing_to_wait_for_completes_at_dispatch(rig: Rig) -> None:
     assert await rig.state(rec.broadcast_id) is BroadcastState.COMPLETED
 
 
+async def test_stop_on_air_halts_dispatch_and_cancels_in_one_write(rig: Rig) -> None:
+    rec = await rig.pipeline.submit(draft())
+    await until(lambda: len(rig.dispatcher.sent) == 1)
+    assert await rig.pipeline.stop(rec.broadcast_id, actor="值班员") == 1  # one terminal was playing
+    assert rig.dispatcher.stopped == [rec.ebm_id] and rig.receipts.flushes == 1
+    assert await rig.state(rec.broadcast_id) is BroadcastState.CANCELLED
+
+
 async def test_stop_before_air_settles_the_queue_and_it_never_goes_out(rig: Rig) -> None:
     rec = await rig.pipeline.record(draft())
-    assert await rig.pipeline.stop(rec.broadcast_id, actor="值班员") == 1
+    assert await rig.pipeline.stop(rec.broadcast_id, actor="值班员") == 0  # nothing was playing
     assert await rig.state(rec.broadcast_id) is BroadcastState.CANCELLED
     rows = await store.delivery_rows(rig.engine, rec.broadcast_id)
     assert {r["status"] for r in rows} == {str(DeliveryStatus.CANCELLED)}
