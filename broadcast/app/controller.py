@@ -26,7 +26,7 @@ from adapters.registry import AdapterFactory, AdapterRegistry
 from broadcast.app.interconnect import attach_interconnect
 from broadcast.app.ops import drill_service, report_service
 from broadcast.app.schema import feature_tables
-from broadcast.app.web import make_app
+from broadcast.app.web import WebParts, make_app
 from broadcast.audio.cache import AudioCache
 from broadcast.audio.config import AudioConfig, audio_config, build_renderer
 from broadcast.audio.normalize import normalise_for_speech
@@ -278,7 +278,27 @@ class Controller:
             web_port=web_port,
             _listener=listener,
         )
-        ctl.app = make_app(ctl)
+        ctl.app = make_app(
+            WebParts(
+                engine=engine,
+                clock=clock,
+                events=events,
+                inventory=inventory,
+                links=links,
+                registry=registry,
+                audio_cache=cache,
+                renderer=renderer,
+                audio_config=audio_cfg,
+                live=live,
+                intake=intake,
+                desk=desk,
+                feeds=feeds,
+                ops=ops,
+                programmes=programmes,
+                http=http,
+                secure_cookies=bool(settings.raw.get("security", {}).get("secure_cookies", False)),
+            )
+        )
         ctl.interconnect = attach_interconnect(
             ctl.county_parts(),
             ctl.app,

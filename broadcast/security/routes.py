@@ -25,6 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
+from broadcast.jsonhttp import json_error
 from broadcast.security import accounts, sessions, tokens
 from broadcast.security import audit as audit_mod
 from broadcast.security.audit import AuditAction
@@ -34,10 +35,6 @@ from broadcast.security.passwords import PasswordPolicyError, generate_one_time_
 from broadcast.security.roles import Role, parse_roles, permissions_for
 
 log = logging.getLogger(__name__)
-
-
-def json_error(status: int, error: str, message: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": error, "message": message, **extra}, status=status)
 
 
 class BadRequest(Exception):

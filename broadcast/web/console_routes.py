@@ -8,10 +8,11 @@
     POST /api/preview               {title, text} → rendered programme audio URL
     GET  /api/reports/broadcast/{id} the effect report (效果评估) of one broadcast, as HTML
 
-Owns the live-event fan-out (``EventHub``: coalesced, bounded per client) and these routes. Must never
-change a broadcast, a delivery or a terminal; never hold business rules (the API and the desk do).
-Role checks are the security matrix's (broadcast/web/app.py MATRIX): POST /api/preview needs
-``Rule("POST", "/api/preview", Permission.MESSAGES_COMPOSE)``; the GETs fall under ``GET /api/*``.
+Owns the live-event fan-out (``EventHub``: coalesced, bounded per client) and these routes. The hub
+never subscribes itself: whoever builds the app subscribes ``on_delivery``/``on_link`` to the event
+bus. Must never change a broadcast, a delivery or a terminal; never hold business rules (the API and
+the desk do). Role checks are the security matrix's (``broadcast.app.web.MATRIX``, which includes
+``CONSOLE_RULES``); the GETs fall under ``GET /api/*``.
 """
 
 from __future__ import annotations
@@ -23,29 +24,28 @@ from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcast.audio.engines import AllEnginesFailed
 from broadcast.audio.ffmpeg import FfmpegError
+from broadcast.audio.render import AudioRenderer
 from broadcast.audio.templates import load_event_names
 from broadcast.events import DeliveryChanged, LinkChanged
-from broadcast.jsonhttp import json_response
+from broadcast.jsonhttp import json_error, json_response
 from broadcast.reports.effect import BroadcastNotFoundError, effect_report
 from broadcast.reports.render import effect_html
 from broadcast.security.roles import Permission, Rule
 from terminals.inventory_model import Area, Inventory
 
-if TYPE_CHECKING:
-    from broadcast.app.controller import Controller
-
 log = logging.getLogger(__name__)
 
 CONSOLE_DIR = Path(__file__).parent / "console"
 
-# Matrix rules the console adds (the GETs are covered by DEFAULT_MATRIX's GET /api/*); make_app puts
-# them into its MATRIX: ``MATRIX = DEFAULT_MATRIX.with_rules(*CONSOLE_RULES, ...)``.
+# Matrix rules the console adds (the GETs are covered by DEFAULT_MATRIX's GET /api/*); broadcast.app.web
+# puts them into its MATRIX.
 CONSOLE_RULES: tuple[Rule, ...] = (Rule("POST", "/api/preview", Permission.MESSAGES_COMPOSE),)
 
 # One message per client at most this often; a burst (586 acks in 100 ms) becomes one message.
@@ -68,10 +68,6 @@ class ConsoleErrorKind(StrEnum):
     BAD_REQUEST = "bad_request"
     TTS_FAILED = "tts_failed"
     TOO_MANY_CLIENTS = "too_many_clients"
-
-
-def _error(status: int, kind: ConsoleErrorKind, message: str, **extra: Any) -> web.Response:
-    return json_response({"error": str(kind), "message": message, **extra}, status=status)
 
 
 # --- live events ------------------------------------------------------------------------------------
@@ -150,7 +146,7 @@ class EventHub:
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         if len(self._clients) >= MAX_CLIENTS:
-            return _error(
+            return json_error(
                 503, ConsoleErrorKind.TOO_MANY_CLIENTS, "实时连接数已达上限，请关闭其他控制台页面后刷新"
             )
         resp = web.StreamResponse(
@@ -228,15 +224,15 @@ def _str_field(data: dict[str, Any], name: str, limit: int) -> str:
     return v.strip()
 
 
-def add_console_routes(app: web.Application, controller_key: web.AppKey[Controller]) -> EventHub:
-    """Register the console. Call after make_app and before the app starts. Returns the event hub."""
-    controller = app[controller_key]
+def add_console_routes(
+    app: web.Application, *, engine: AsyncEngine, inventory: Inventory, renderer: AudioRenderer
+) -> EventHub:
+    """Register the console before the app starts. Returns its event hub (also ``app[HUB]``), for the
+    caller to subscribe to ``DeliveryChanged`` (``on_delivery``) and ``LinkChanged`` (``on_link``)."""
     hub = EventHub()
     app[HUB] = hub
-    controller.events.subscribe(DeliveryChanged, hub.on_delivery)
-    controller.events.subscribe(LinkChanged, hub.on_link)
     app.on_shutdown.append(hub.close)
-    tree = area_tree(controller.inventory)
+    tree = area_tree(inventory)
     event_types = [{"code": c, "name": n} for c, n in sorted(load_event_names().items())]
 
     async def index(_request: web.Request) -> web.StreamResponse:
@@ -257,14 +253,14 @@ def add_console_routes(app: web.Application, controller_key: web.AppKey[Controll
             if not title and not text:
                 raise ValueError("标题和正文都为空，请先填写再试听")
         except ValueError as exc:
-            return _error(400, ConsoleErrorKind.BAD_REQUEST, str(exc))
+            return json_error(400, ConsoleErrorKind.BAD_REQUEST, str(exc))
         try:
-            rendered = await request.app[controller_key].renderer.render(title, text)
+            rendered = await renderer.render(title, text)
         except ValueError as exc:
-            return _error(400, ConsoleErrorKind.BAD_REQUEST, f"无法生成试听：{exc}")
+            return json_error(400, ConsoleErrorKind.BAD_REQUEST, f"无法生成试听：{exc}")
         except (AllEnginesFailed, FfmpegError) as exc:
             log.warning("preview rendering failed: %s", exc)
-            return _error(
+            return json_error(
                 503, ConsoleErrorKind.TTS_FAILED, "语音合成失败，请稍后重试；若持续失败请联系运维检查语音引擎"
             )
         ref = rendered.ref
@@ -281,19 +277,18 @@ def add_console_routes(app: web.Application, controller_key: web.AppKey[Controll
         try:
             bid = int(request.match_info["id"])
         except ValueError:
-            return _error(400, ConsoleErrorKind.BAD_ID, "播发编号应为整数")
-        c = request.app[controller_key]
+            return json_error(400, ConsoleErrorKind.BAD_ID, "播发编号应为整数")
         try:
-            rep = await effect_report(c.engine, bid, c.inventory)
+            rep = await effect_report(engine, bid, inventory)
         except BroadcastNotFoundError:
-            return _error(
+            return json_error(
                 404, ConsoleErrorKind.NOT_FOUND, f"播发 {bid} 不存在，请在“播发记录”中选择有效的编号"
             )
         resp = web.Response(text=effect_html(rep), content_type="text/html")
         resp.headers["Content-Security-Policy"] = REPORT_CSP
         return resp
 
-    _add_root(app, index)
+    app.router.add_get("/", index)
     app.router.add_static("/static", CONSOLE_DIR, append_version=False)
     app.router.add_get("/api/areas", areas)
     app.router.add_get("/api/event-types", get_event_types)
@@ -301,25 +296,3 @@ def add_console_routes(app: web.Application, controller_key: web.AppKey[Controll
     app.router.add_post("/api/preview", preview)
     app.router.add_get("/api/reports/broadcast/{id}", report)
     return hub
-
-
-def _add_root(app: web.Application, index: Any) -> None:
-    """Serve the console at "/". While an older status page still holds GET "/" (views.py), answer
-    GET "/" from a middleware instead, so the console wins either way."""
-    taken = any(
-        r.method == "GET" and r.resource is not None and r.resource.canonical == "/"
-        for r in app.router.routes()
-    )
-    if not taken:
-        app.router.add_get("/", index)
-        return
-
-    @web.middleware
-    async def console_root(request: web.Request, handler: Any) -> web.StreamResponse:
-        if request.path == "/" and request.method in ("GET", "HEAD"):
-            resp: web.StreamResponse = await index(request)
-            return resp
-        out: web.StreamResponse = await handler(request)
-        return out
-
-    app.middlewares.append(console_root)

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from broadcast.audio.playout import LiveProgrammes
 from broadcast.codes import is_ebm_id
+from broadcast.jsonhttp import json_error
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +32,11 @@ def live_audio_handler(programmes: LiveProgrammes) -> Handler:
         ebm_id = request.match_info["ebm_id"].removesuffix(".mp3")
         prog = programmes.get(ebm_id) if is_ebm_id(ebm_id) else None
         if prog is None:
-            return web.json_response(
-                {
-                    "error": "not_found",
-                    "ebm_id": ebm_id,
-                    "message": "直播音频不存在或消息已结束；请改用消息记录中的 /audio/<摘要>.mp3 地址。",
-                },
-                status=404,
+            return json_error(
+                404,
+                "not_found",
+                "直播音频不存在或消息已结束；请改用消息记录中的 /audio/<摘要>.mp3 地址。",
+                ebm_id=ebm_id,
             )
         resp = web.StreamResponse(headers={"Content-Type": "audio/mpeg", "Cache-Control": "no-store"})
         full = prog.full_bytes()

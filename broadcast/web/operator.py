@@ -1,31 +1,29 @@
 """Operator actions over HTTP: pending list, approve / reject / release, stop, decision record.
 
 Thin: the desk decides and records; this module maps its refusals to HTTP and audits each action.
-Role checks are the security matrix's (broadcast/web/app.py MATRIX).
+Given the desk and the feed poller at registration (``add_operator_routes``). Role checks are the
+security matrix's (``broadcast.app.web.MATRIX``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
-from broadcast.clock import BEIJING
 from broadcast.jsonhttp import json_response
-from broadcast.policy.desk import DeskError, Taken
+from broadcast.policy.desk import Desk, DeskError, Taken
 from broadcast.security.audit import AuditAction
 from broadcast.security.context import audit_request
-from broadcast.security.middleware import principal_of
-from broadcast.web.errors import desk_refusal
-
-if TYPE_CHECKING:
-    from broadcast.app.controller import Controller
+from broadcast.web.errors import actor_of, desk_refusal
+from broadcast.web.timestamps import beijing_iso
 
 
-def _iso(ts: datetime | None) -> str | None:
-    return ts.astimezone(BEIJING).isoformat() if ts is not None else None
+class FeedHealth(Protocol):
+    """The CAP feed poller as these routes use it: the health of each feed."""
+
+    def health(self) -> list[dict[str, Any]]: ...
 
 
 def _taken_json(bid: int, taken: Taken) -> dict[str, Any]:
@@ -39,10 +37,8 @@ def _taken_json(bid: int, taken: Taken) -> dict[str, Any]:
     }
 
 
-def add_routes(app: web.Application, key: web.AppKey[Controller]) -> None:
-    def who(request: web.Request) -> str:
-        p = principal_of(request)
-        return p.name if p else f"anonymous@{request.remote}"
+def add_operator_routes(app: web.Application, desk: Desk, feeds: FeedHealth | None) -> None:
+    """Register the operator actions; ``feeds`` is None when no feed is configured."""
 
     def bid_of(request: web.Request) -> int:
         try:
@@ -51,12 +47,12 @@ def add_routes(app: web.Application, key: web.AppKey[Controller]) -> None:
             raise web.HTTPBadRequest(reason="播发编号应为整数") from None
 
     def action(
-        verb: Callable[[Controller], Callable[[int, str], Awaitable[Taken]]], audit_as: AuditAction
+        verb: Callable[[int, str], Awaitable[Taken]], audit_as: AuditAction
     ) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handler(request: web.Request) -> web.Response:
             bid = bid_of(request)
             try:
-                taken = await verb(request.app[key])(bid, who(request))
+                taken = await verb(bid, actor_of(request))
             except DeskError as exc:
                 await audit_request(request, audit_as, target=str(bid), detail={"refused": exc.message})
                 return desk_refusal(exc)
@@ -70,7 +66,7 @@ def add_routes(app: web.Application, key: web.AppKey[Controller]) -> None:
     async def stop(request: web.Request) -> web.Response:
         bid = bid_of(request)
         try:
-            sent = await request.app[key].desk.stop(bid, who(request))
+            sent = await desk.stop(bid, actor_of(request))
         except DeskError as exc:
             return desk_refusal(exc)
         await audit_request(
@@ -78,8 +74,8 @@ def add_routes(app: web.Application, key: web.AppKey[Controller]) -> None:
         )
         return json_response({"broadcast_id": bid, "stop_instructions": sent})
 
-    async def pending(request: web.Request) -> web.Response:
-        rows = await request.app[key].desk.pending()
+    async def pending(_request: web.Request) -> web.Response:
+        rows = await desk.pending()
         return json_response(
             {
                 "pending": [
@@ -90,9 +86,9 @@ def add_routes(app: web.Application, key: web.AppKey[Controller]) -> None:
                         "severity": r["severity"],
                         "kind": "hold_off" if r["policy_state"] == "held" else "approval",
                         "composer": r["composer"],
-                        "hold_until": _iso(r["hold_until"]),
+                        "hold_until": beijing_iso(r["hold_until"]),
                         "on_timeout": r["hold_on_timeout"],
-                        "received_at": _iso(r["received_at"]),
+                        "received_at": beijing_iso(r["received_at"]),
                     }
                     for r in rows
                 ]
@@ -101,13 +97,13 @@ def add_routes(app: web.Application, key: web.AppKey[Controller]) -> None:
 
     async def decisions(request: web.Request) -> web.Response:
         bid = bid_of(request)
-        rows = await request.app[key].desk.decisions(broadcast_id=bid)
+        rows = await desk.decisions(broadcast_id=bid)
         return json_response(
             {
                 "broadcast_id": bid,
                 "decisions": [
                     {
-                        "at": _iso(r["at"]),
+                        "at": beijing_iso(r["at"]),
                         "action": r["action"],
                         "reason": r["reason"],
                         "message": r["reason_zh"],
@@ -118,20 +114,13 @@ def add_routes(app: web.Application, key: web.AppKey[Controller]) -> None:
             }
         )
 
-    async def sources(request: web.Request) -> web.Response:
-        feeds = request.app[key].feeds
+    async def sources(_request: web.Request) -> web.Response:
         return json_response({"feeds": feeds.health() if feeds is not None else []})
 
     app.router.add_get("/api/pending", pending)
     app.router.add_get("/api/sources", sources)
     app.router.add_get("/api/broadcasts/{id}/decisions", decisions)
     app.router.add_post("/api/broadcasts/{id}/stop", stop)
-    app.router.add_post(
-        "/api/broadcasts/{id}/approve", action(lambda c: c.desk.approve, AuditAction.MESSAGE_APPROVED)
-    )
-    app.router.add_post(
-        "/api/broadcasts/{id}/reject", action(lambda c: c.desk.reject, AuditAction.MESSAGE_REJECTED)
-    )
-    app.router.add_post(
-        "/api/broadcasts/{id}/release", action(lambda c: c.desk.release, AuditAction.BROADCAST_STARTED)
-    )
+    app.router.add_post("/api/broadcasts/{id}/approve", action(desk.approve, AuditAction.MESSAGE_APPROVED))
+    app.router.add_post("/api/broadcasts/{id}/reject", action(desk.reject, AuditAction.MESSAGE_REJECTED))
+    app.router.add_post("/api/broadcasts/{id}/release", action(desk.release, AuditAction.BROADCAST_STARTED))

@@ -6,20 +6,21 @@
     POST /api/reports/health?month=YYYY-MM         generate and store a health report on demand
          (or ?day=YYYY-MM-DD)
 
-Handlers stay thin: figures come from broadcast.reports, scheduling and storage from broadcast.ops,
-current link state from the controller's LinkTracker. Never computes a report figure or changes state
-other than storing a requested report.
+Handlers stay thin: figures come from ``broadcast.reports``, storage and on-demand generation from the
+``OpsService`` (``broadcast.reports.jobs``), current link state from the ``LinkTracker``; all three are
+given at registration (``add_report_routes``). Never computes a report figure or changes state other
+than storing a requested report.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
 from broadcast.clock import BEIJING
 from broadcast.dispatch.links import LinkTracker
-from broadcast.jsonhttp import json_response
+from broadcast.jsonhttp import json_error, json_response
 from broadcast.model import LinkState
 from broadcast.reports import render
 from broadcast.reports.health import Period
@@ -27,18 +28,6 @@ from broadcast.reports.jobs import OpsService, StoredReport
 from broadcast.reports.store import ReportKind
 from terminals.availability import AVAILABLE_STATES
 from terminals.inventory_model import Inventory, UnknownAreaError
-
-
-class OpsHost(Protocol):
-    """What these routes need of the controller."""
-
-    inventory: Inventory
-    links: LinkTracker
-    ops: OpsService
-
-
-def _error(status: int, error: str, message: str) -> web.Response:
-    return json_response({"error": error, "message": message}, status=status)
 
 
 def _meta(r: StoredReport) -> dict[str, Any]:
@@ -100,11 +89,9 @@ def live_health(inventory: Inventory, links: LinkTracker) -> dict[str, Any]:
     }
 
 
-def add_report_routes(app: web.Application, controller_key: web.AppKey[Any]) -> None:
-    def host(request: web.Request) -> OpsHost:
-        ctl: OpsHost = request.app[controller_key]
-        return ctl
-
+def add_report_routes(
+    app: web.Application, *, inventory: Inventory, links: LinkTracker, ops: OpsService
+) -> None:
     async def list_reports(request: web.Request) -> web.Response:
         kind_text = request.query.get("kind")
         kind = None
@@ -113,22 +100,22 @@ def add_report_routes(app: web.Application, controller_key: web.AppKey[Any]) -> 
                 kind = ReportKind(kind_text)
             except ValueError:
                 allowed = "、".join(k.value for k in ReportKind)
-                return _error(400, "bad_kind", f"报告类型 {kind_text!r} 无效；可选：{allowed}")
+                return json_error(400, "bad_kind", f"报告类型 {kind_text!r} 无效；可选：{allowed}")
         try:
             limit = max(1, min(int(request.query.get("limit", 100)), 1000))
         except ValueError:
-            return _error(400, "bad_limit", "limit 应为整数")
-        rows = await host(request).ops.list_reports(kind=kind, limit=limit)
+            return json_error(400, "bad_limit", "limit 应为整数")
+        rows = await ops.list_reports(kind=kind, limit=limit)
         return json_response({"reports": [_meta(r) for r in rows]})
 
     async def get_report(request: web.Request) -> web.StreamResponse:
         try:
             rid = int(request.match_info["id"])
         except ValueError:
-            return _error(400, "bad_id", "报告编号应为整数")
-        found = await host(request).ops.get_report(rid)
+            return json_error(400, "bad_id", "报告编号应为整数")
+        found = await ops.get_report(rid)
         if found is None:
-            return _error(404, "not_found", f"报告 {rid} 不存在或已过保存期；可重新生成")
+            return json_error(404, "not_found", f"报告 {rid} 不存在或已过保存期；可重新生成")
         meta, body = found
         fmt = request.query.get("format", "json")
         if fmt == "json":
@@ -139,28 +126,27 @@ def add_report_routes(app: web.Application, controller_key: web.AppKey[Any]) -> 
         if fmt == "csv":
             name = request.query.get("table", next(iter(tables)))
             if name not in tables:
-                return _error(404, "no_table", f"报告 {rid} 没有表 {name}；可选：{'、'.join(tables)}")
+                return json_error(404, "no_table", f"报告 {rid} 没有表 {name}；可选：{'、'.join(tables)}")
             return web.Response(
                 body=tables[name].encode("utf-8-sig"),
                 content_type="text/csv",
                 charset="utf-8",
                 headers={"Content-Disposition": f'attachment; filename="report-{rid}-{name}"'},
             )
-        return _error(400, "bad_format", f"格式 {fmt!r} 无效；可选 json、html、csv")
+        return json_error(400, "bad_format", f"格式 {fmt!r} 无效；可选 json、html、csv")
 
-    async def terminals_health(request: web.Request) -> web.Response:
-        h = host(request)
-        return json_response(live_health(h.inventory, h.links))
+    async def terminals_health(_request: web.Request) -> web.Response:
+        return json_response(live_health(inventory, links))
 
     async def post_health(request: web.Request) -> web.Response:
         month, day = request.query.get("month"), request.query.get("day")
         if (month is None) == (day is None):
-            return _error(400, "bad_period", "请给出 month=YYYY-MM 或 day=YYYY-MM-DD 其中之一")
+            return json_error(400, "bad_period", "请给出 month=YYYY-MM 或 day=YYYY-MM-DD 其中之一")
         try:
             period = Period.parse_month(month) if month is not None else Period.parse_day(str(day))
         except ValueError as exc:
-            return _error(400, "bad_period", str(exc))
-        generated = await host(request).ops.generate_health(period)
+            return json_error(400, "bad_period", str(exc))
+        generated = await ops.generate_health(period)
         return json_response(
             {
                 "id": generated.report_id,

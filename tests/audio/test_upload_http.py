@@ -101,16 +101,12 @@ class Host:
     renderer: AudioRenderer
 
 
-HOST: web.AppKey[Host] = web.AppKey("host", Host)
-
-
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[tuple[str, Host]]:
     cache = AudioCache(tmp_path / "cache")
     host = Host(cache, AudioRenderer(cache))
     app = web.Application()
-    app[HOST] = host
-    add_audio_routes(app, HOST, max_bytes=8 * MiB, max_duration_s=600)
+    add_audio_routes(app, cache=cache, options=host.renderer.options, max_bytes=8 * MiB, max_duration_s=600)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()

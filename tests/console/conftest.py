@@ -1,5 +1,5 @@
-"""Fixtures for the operator console: a real controller with the console routes added before the server
-starts (``Controller.start(extra_setup=...)``), simulated terminals of one street, and accounts."""
+"""Fixtures for the operator console: a real controller (whose web app includes the console and its
+live-event hub), simulated terminals of one street, and accounts."""
 
 from __future__ import annotations
 
@@ -11,16 +11,15 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
-import broadcast.app.web as app_module
 from broadcast.app.controller import Controller
 from broadcast.security import accounts
 from broadcast.security.passwords import Passwords
 from broadcast.security.roles import Role
-from broadcast.web.console_routes import CONSOLE_RULES, HUB, EventHub, add_console_routes
+from broadcast.web.console_routes import HUB, EventHub
 from sim.fleet import Fleet
-from tests.e2e.conftest import AUTH, _online, settings_for, wait_until
+from tests.e2e.conftest import AUTH, settings_for
+from tests.helpers.poll import until
 
 # 青龙街道: the smallest street (39 terminals) keeps the browser tests fast.
 STREET = "530181008000"
@@ -50,21 +49,18 @@ class ConsoleCounty:
         return one_time
 
 
+def online(controller: Controller) -> int:
+    """Terminals connected now (online or broadcasting)."""
+    counts = controller.links.counts()
+    return counts["online"] + counts["broadcasting"]
+
+
 @asynccontextmanager
 async def console_county(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, area: str | None = STREET, time_scale: float = 0.002
+    tmp_path: Path, *, area: str | None = STREET, time_scale: float = 0.002
 ) -> AsyncIterator[ConsoleCounty]:
-    # make_app reads MATRIX at call time: add the console's rules as the lead will in app.py.
-    if app_module.MATRIX.permission_for("POST", "/api/preview") is None:
-        monkeypatch.setattr(app_module, "MATRIX", app_module.MATRIX.with_rules(*CONSOLE_RULES))
-    hubs: list[EventHub] = []
-
-    async def setup(controller: Controller, app: web.Application) -> None:
-        # make_app installs the console; older trees needed it added here.
-        hubs.append(app[HUB] if HUB in app else add_console_routes(app, app_module.CONTROLLER))
-
     controller = await Controller.create(settings_for(tmp_path))
-    await controller.start(extra_setup=setup)
+    await controller.start()
     adapter = controller.registry.get("ip_speaker")
     assert adapter is not None, controller.registry.describe()
     terminals = controller.inventory.resolve([area]) if area else controller.inventory.terminals
@@ -75,9 +71,10 @@ async def console_county(
     n = len(terminals)
     await fleet.wait_connected(n, timeout=20.0)
     http = aiohttp.ClientSession(headers=AUTH)
-    await wait_until(lambda: _online(controller), lambda k: k == n)
+    await until(lambda: online(controller) == n, within_s=20.0)
     try:
-        yield ConsoleCounty(controller, fleet, http, f"http://127.0.0.1:{controller.web_port}", hubs[0], n)
+        url = f"http://127.0.0.1:{controller.web_port}"
+        yield ConsoleCounty(controller, fleet, http, url, controller.app[HUB], n)
     finally:
         await http.close()
         await fleet.stop()
@@ -85,15 +82,15 @@ async def console_county(
 
 
 @pytest.fixture
-async def county(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ConsoleCounty]:
-    async with console_county(tmp_path, monkeypatch) as c:
+async def county(tmp_path: Path) -> AsyncIterator[ConsoleCounty]:
+    async with console_county(tmp_path) as c:
         yield c
 
 
 @pytest.fixture
-async def whole_county(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ConsoleCounty]:
+async def whole_county(tmp_path: Path) -> AsyncIterator[ConsoleCounty]:
     """All 586 simulated terminals of Anning."""
-    async with console_county(tmp_path, monkeypatch, area=None) as c:
+    async with console_county(tmp_path, area=None) as c:
         yield c
 
 

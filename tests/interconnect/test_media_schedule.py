@@ -95,24 +95,26 @@ class Rig:
             return r.status, await r.json()
 
     def service(self) -> ProgrammeService:
-        aired = self.aired
+        return programme_service(self.host, self.aired, self.tmp)
 
-        async def submit(draft: MessageDraft) -> int:
-            aired.append(draft)
-            return len(aired)
 
-        return ProgrammeService(
-            self.host.clock,
-            submit,
-            [],
-            "安宁市应急广播",
-            "5301810",
-            f"sqlite:///{self.tmp / 'jobs.sqlite3'}",
-            name=f"media-test-{id(self)}",
-            engine=self.host.engine,
-            default_areas=(COUNTY,),
-            audio_exists=lambda d: self.host.audio_cache.path_for(d, "mp3") is not None,
-        )
+def programme_service(host: Host, aired: list[MessageDraft], tmp: Path) -> ProgrammeService:
+    async def submit(draft: MessageDraft) -> int:
+        aired.append(draft)
+        return len(aired)
+
+    return ProgrammeService(
+        host.clock,
+        submit,
+        [],
+        "安宁市应急广播",
+        "5301810",
+        f"sqlite:///{tmp / 'jobs.sqlite3'}",
+        name=f"media-test-{id(aired)}",
+        engine=host.engine,
+        default_areas=(COUNTY,),
+        audio_exists=lambda d: host.audio_cache.path_for(d, "mp3") is not None,
+    )
 
 
 @pytest.fixture
@@ -121,11 +123,22 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     await prepare_schema(engine, feature_tables())
     clock = ManualClock(NOW)
     host = Host(engine, clock, AudioCache(tmp_path / "audio"))
-    key: web.AppKey[Host] = web.AppKey("host", Host)
+    aired: list[MessageDraft] = []
+    host.programmes = service = programme_service(host, aired, tmp_path)
+    fetch_session = aiohttp.ClientSession()  # the routes' injected session for recordings
     app = web.Application()
-    app[key] = host
     install_security(app, engine, clock, matrix=DEFAULT_MATRIX.with_rules(*MEDIA_RULES), secure_cookies=False)
-    add_media_routes(app, key)
+    add_media_routes(
+        app,
+        engine=engine,
+        clock=clock,
+        programmes=service,
+        cache=host.audio_cache,
+        options=host.renderer.options,
+        max_bytes=host.audio_config.upload_max_bytes,
+        max_duration_s=host.audio_config.upload_max_duration_s,
+        session=fetch_session,
+    )
 
     # The media centre's file server (stands in for its CDN).
     mp3 = await sine_mp3(3)
@@ -157,15 +170,15 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         me = await resp.json()
         assert resp.status == 200, me
     http.headers["X-CSRF-Token"] = me["csrf_token"]
-    r = Rig(host, f"http://127.0.0.1:{ports[0]}", http, f"http://127.0.0.1:{ports[1]}", [], tmp_path, fetches)
-    host.programmes = r.service()
-    await host.programmes.start()
+    r = Rig(host, f"http://127.0.0.1:{ports[0]}", http, f"http://127.0.0.1:{ports[1]}", aired, tmp_path, fetches)
+    await service.start()
     try:
         yield r
     finally:
         if host.programmes is not None:
             await host.programmes.close()
         await http.close()
+        await fetch_session.close()
         for runner in runners:
             await runner.cleanup()
         await engine.dispose()

@@ -1,11 +1,10 @@
-"""The report routes on a bare aiohttp app (no security layer: the matrix is the lead's), with a manual
-clock: list, fetch as JSON/HTML/CSV, on-demand generation, and live online rates per street."""
+"""The report routes on a bare aiohttp app (no security layer: the matrix is broadcast.app.web's), with a
+manual clock: list, fetch as JSON/HTML/CSV, on-demand generation, and live online rates per street."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from types import SimpleNamespace
 from typing import Any
 
 from aiohttp import web
@@ -20,18 +19,18 @@ from broadcast.reports.jobs import OpsService
 from broadcast.web.reports_routes import add_report_routes
 from terminals.inventory_model import Inventory
 
-KEY: web.AppKey[Any] = web.AppKey("controller")
 NOW = datetime(2026, 11, 20, 12, tzinfo=BEIJING)
 Client = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 
 
-async def make(engine: AsyncEngine, inventory: Inventory, aiohttp_client: Client) -> tuple[Any, Any]:
+async def make(
+    engine: AsyncEngine, inventory: Inventory, aiohttp_client: Client
+) -> tuple[LinkTracker, TestClient[Any, Any]]:
     links = LinkTracker(engine, Events())
-    host = SimpleNamespace(inventory=inventory, links=links, ops=OpsService(engine, inventory, ManualClock(NOW)))
     app = web.Application()
-    app[KEY] = host
-    add_report_routes(app, KEY)
-    return host, await aiohttp_client(app)
+    ops = OpsService(engine, inventory, ManualClock(NOW))
+    add_report_routes(app, inventory=inventory, links=links, ops=ops)
+    return links, await aiohttp_client(app)
 
 
 async def test_generate_list_and_fetch(engine: AsyncEngine, inventory: Inventory, aiohttp_client: Client) -> None:
@@ -58,14 +57,14 @@ async def test_generate_list_and_fetch(engine: AsyncEngine, inventory: Inventory
 
 
 async def test_live_online_rates(engine: AsyncEngine, inventory: Inventory, aiohttp_client: Client) -> None:
-    host, client = await make(engine, inventory, aiohttp_client)
+    links, client = await make(engine, inventory, aiohttp_client)
     street = inventory.path(inventory.terminals[0].area_code)[1].code
     members = [t for t in inventory.terminals if inventory.path(t.area_code)[1].code == street]
     for t in inventory.terminals:
-        host.links.link(t.resource_code, LinkState.ONLINE, NOW)
-    host.links.link(members[0].resource_code, LinkState.FAULT, NOW)
-    host.links.link(members[1].resource_code, LinkState.OFFLINE, NOW)
-    host.links.link(members[2].resource_code, LinkState.BROADCASTING, NOW)
+        links.link(t.resource_code, LinkState.ONLINE, NOW)
+    links.link(members[0].resource_code, LinkState.FAULT, NOW)
+    links.link(members[1].resource_code, LinkState.OFFLINE, NOW)
+    links.link(members[2].resource_code, LinkState.BROADCASTING, NOW)
     data = await (await client.get("/api/health/terminals")).json()
     s = next(x for x in data["streets"] if x["code"] == street)
     assert s["terminals"] == len(members) and s["online"] == len(members) - 2
