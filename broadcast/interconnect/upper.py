@@ -1,18 +1,19 @@
-"""Receiving from upper platforms (上级平台接入): the endpoint logic behind POST /ebd, the county-core
-boundary (`CountyFacade`) and the packet maker used for everything we send upward.
+"""Receiving from upper platforms (上级平台接入): the endpoint logic behind POST /ebd.
 
 Flow of one received packet: unpack → verify the signature (signing.signature_result_code: EBM and business
 packets must be signed; an unsigned ConnectionCheck is tolerated) → check DEST → answer a duplicate EBDID
-with the stored answer → act (EBM: submit / cancel; EBMStateRequest, OMDRequest: queue the business answer in
-the outbox) → answer synchronously with a signed EBDResponse (ResultCode 0–5). Business answers go out
-asynchronously through the outbox to the sender's SRC/URL or the configured peer URL.
+with the stored answer → act (EBM: submit / cancel through the `CountyFacade`; EBMStateRequest,
+OMDRequest: queue the business answer in the outbox) → answer synchronously with a signed EBDResponse
+(ResultCode 0–5). Business answers go out asynchronously through the outbox to the sender's SRC/URL or the
+configured peer URL. An EBM's RelatedInfo names the upper platform's EBMID; a Cancel is handed to the
+core with the county's id of that broadcast instead (the inbox keeps the map).
 
-The core boundary (`CountyFacade`, `UpperRefusal`, `UpperPeer`) and the upward packet maker (`Outgoing`,
-`PacketMaker`, `UpwardQueue`) live in `broadcast.interconnect.upper_boundary` and are re-exported here.
+The core boundary (`CountyFacade`, `UpperRefusal`, `UpperPeer`) and the upward packet maker (`PacketMaker`,
+`UpwardQueue`) live in `broadcast.interconnect.upper_boundary`.
 
-Owns the `interconnect_inbox` table (accepted packets, the upper ↔ county EBM id map, stored answers).
-Must never talk HTTP itself (app.py does), edit the core's state except through the facade, or accept an
-EBM whose signature did not verify.
+Owns the `interconnect_inbox` table (accepted packets, the upper ↔ county EBM id map, stored answers; the
+composition root's `prepare_schema` creates it). Must never talk HTTP itself (`routes` does), create its
+table, edit the core's state except through the facade, or accept an EBM whose signature did not verify.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from broadcast.interconnect.ebd.model import (
 )
 from broadcast.interconnect.ebd.package import unpack_ebdt
 from broadcast.interconnect.ebd.signing import Verifier, signature_result_code
+from broadcast.interconnect.outbox import Outbox
 from broadcast.interconnect.resources import brd_log_window, resource_report
 from broadcast.interconnect.upper_boundary import (
     CountyFacade,
@@ -87,11 +89,6 @@ class UpperOrigin:
     reply_url: str
 
 
-async def create_tables(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        await conn.run_sync(lambda c: inbox_table.create(c, checkfirst=True))
-
-
 async def upper_origin(engine: AsyncEngine, local_ebm_id: str) -> UpperOrigin | None:
     async with engine.connect() as conn:
         row = (
@@ -122,18 +119,12 @@ async def local_for_upper(engine: AsyncEngine, upper_ebm_id: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-async def last_issued_serial(engine: AsyncEngine, sender_ebrid: str) -> str | None:
-    """The newest EBDID serial we issued (outbox and answers), to restart the allocator without reuse."""
+async def last_issued_serial(engine: AsyncEngine, outbox: Outbox, sender_ebrid: str) -> str | None:
+    """The newest EBDID serial we issued (queued in the outbox, or answered synchronously), to restart
+    the allocator without reusing one."""
     prefix = f"10{sender_ebrid}"
-    from broadcast.interconnect.outbox import outbox_table
-
+    ids = await outbox.issued_ids(prefix)
     async with engine.connect() as conn:
-        ids = [
-            r[0]
-            for r in await conn.execute(
-                select(outbox_table.c.message_id).where(outbox_table.c.message_id.like(prefix + "%"))
-            )
-        ]
         ids += [
             r[0]
             for r in await conn.execute(
