@@ -35,8 +35,7 @@ async def test_signed_ebm_is_submitted_as_upper_draft(tmp_path: Path) -> None:
 async def test_raw_tar_body_is_accepted(tmp_path: Path) -> None:
     async with county_rig(tmp_path) as rig:
         ebm = rig.province.make_ebm()
-        request, tar = rig.province._pack(ebm)
-        rig.province.sent[request.ebd_id] = request
+        request, tar = rig.province.prepare(ebm)
         ex = await rig.province.send_raw(tar, request, multipart=False)
         assert ex.result_code is ResultCode.OK
         assert len(rig.facade.drafts) == 1
@@ -45,8 +44,7 @@ async def test_raw_tar_body_is_accepted(tmp_path: Path) -> None:
 async def test_duplicate_ebdid_answered_without_second_submit(tmp_path: Path) -> None:
     async with county_rig(tmp_path) as rig:
         ebm = rig.province.make_ebm()
-        request, tar = rig.province._pack(ebm)
-        rig.province.sent[request.ebd_id] = request
+        request, tar = rig.province.prepare(ebm)
         first = await rig.province.send_raw(tar, request)
         second = await rig.province.send_raw(tar, request)
         assert first.result_code is second.result_code is ResultCode.OK
