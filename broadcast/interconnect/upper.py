@@ -5,8 +5,9 @@ packets must be signed; an unsigned ConnectionCheck is tolerated) → check DEST
 with the stored answer → act (EBM: submit / cancel through the `CountyFacade`; EBMStateRequest,
 OMDRequest: queue the business answer in the outbox) → answer synchronously with a signed EBDResponse
 (ResultCode 0–5). Business answers go out asynchronously through the outbox to the sender's SRC/URL or the
-configured peer URL. An EBM's RelatedInfo names the upper platform's EBMID; a Cancel is handed to the
-core with the county's id of that broadcast instead (the inbox keeps the map).
+configured peer URL. An EBM's RelatedInfo names the upper platform's EBMID; a Cancel, and an Update of a
+message we already took, are handed to the core with the county's id of that broadcast instead (the
+inbox keeps the map), so the county's policy recognises the original.
 
 The core boundary (`CountyFacade`, `UpperRefusal`, `UpperPeer`) and the upward packet maker (`PacketMaker`,
 `UpwardQueue`) live in `broadcast.interconnect.upper_boundary`.
@@ -21,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Column, Integer, LargeBinary, String, Table, Text, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -312,6 +313,10 @@ class UpperReceiver:
                 )
             log.info("EBM %s from %s cancelled broadcast %s", ebm.ebm_id, ebd.header.src_ebrid, local)
             return _Outcome(ResultCode.OK, _OK_DESC + "（已取消播发）", ebm.ebm_id, None)
+        if draft.related_ebm_id:  # an Update: name the original by the county's id, as the policy knows it
+            original = await local_for_upper(self._engine, draft.related_ebm_id)
+            if original is not None:
+                draft = replace(draft, related_ebm_id=original)
         try:
             _, local_id = await self._facade.submit_upper(draft)
         except UpperRefusal as exc:

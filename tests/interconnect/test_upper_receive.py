@@ -132,6 +132,21 @@ async def test_cancel_and_drill(tmp_path: Path) -> None:
         assert len(rig.facade.drafts) == 2  # the actual and the drill; cancels are not submitted
 
 
+async def test_update_names_its_original_by_the_county_id(tmp_path: Path) -> None:
+    """RelatedInfo carries the upper platform's EBMID; the county's policy knows the original by the
+    county's id, so an Update of a message we took is handed over with that id (as a Cancel is)."""
+    async with county_rig(tmp_path) as rig:
+        ebm, _ = await rig.province.send_ebm(MsgType.ACTUAL)
+        local = next(iter(rig.facade.snaps))
+        _, ex = await rig.province.send_ebm(MsgType.ACTUAL, related_ebm_id=ebm.ebm_id, severity=1)
+        assert ex.result_code is ResultCode.OK
+        assert rig.facade.drafts[-1].related_ebm_id == local
+        never_seen = ebm.ebm_id[:-4] + "9999"  # not ours (yet): left as the upper platform wrote it
+        _, early = await rig.province.send_ebm(MsgType.ACTUAL, related_ebm_id=never_seen)
+        assert early.result_code is ResultCode.OK
+        assert rig.facade.drafts[-1].related_ebm_id == never_seen
+
+
 async def test_wrong_dest_is_refused(tmp_path: Path) -> None:
     async with county_rig(tmp_path) as rig:
         rig.province.county_ebrid = "45301810000000101010102"
