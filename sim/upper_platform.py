@@ -274,9 +274,15 @@ class ProvincePlatform:
             related=RelatedInfo(ebm_id=related_ebm_id) if related_ebm_id else None,
         )
 
-    async def send(self, body: Body, *, sign: bool = True, tamper: bool = False) -> Exchange:
+    def prepare(self, body: Body, *, sign: bool = True, tamper: bool = False) -> tuple[EBD, bytes]:
+        """Build, sign and pack one packet to the county and note it as sent (so its answer is checked);
+        `send_raw` then sends the bytes, as often and in whatever form a test likes."""
         ebd, tar = self._pack(body, sign=sign, tamper=tamper)
         self.sent[ebd.ebd_id] = ebd
+        return ebd, tar
+
+    async def send(self, body: Body, *, sign: bool = True, tamper: bool = False) -> Exchange:
+        ebd, tar = self.prepare(body, sign=sign, tamper=tamper)
         return await self.send_raw(tar, ebd)
 
     async def send_ebm(self, msg_type: MsgType = MsgType.ACTUAL, **kw: object) -> tuple[EBM, Exchange]:

@@ -1,18 +1,19 @@
 """Attaches the upper-platform interconnect to the controller's web app from its `[interconnect]` config
-section: `attach_interconnect(parts, app, settings.raw.get("interconnect", {}), base_dir=…)`.
+section: `attach_interconnect(parts, app, settings.raw.get("interconnect", {}), base_dir=…, session=…)`.
 
 Reads the section (see config/interconnect.example.toml), loads the SM2 private key file and the trusted
-upper public keys (by certificate serial), builds `InterconnectSettings` and installs the interconnect on the
-controller's aiohttp app with a `ControllerFacade` over the county parts it is given. Returns None when the section is absent or disabled.
-Must be called before the app starts (the parts start with the app). Never generates keys, never logs key
-material and never starts anything itself.
+upper public keys (by certificate serial), builds `InterconnectSettings` (the `[interconnect.retry]` keys
+become the outbox's `OutboxSettings`) and installs the interconnect on the controller's aiohttp app with a
+`ControllerFacade` over the county parts and the one HTTP session it is given. Returns None when the
+section is absent or disabled. Must be called before the app starts (the parts start with the app).
+Never generates keys, never logs key material, never opens a session and never starts anything itself.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,8 @@ from broadcast.interconnect.ebd.keys import KeyFileError, read_private_key, read
 from broadcast.interconnect.ebd.signing import PublicKey, Signer, Verifier, normalise_cert_sn
 from broadcast.interconnect.facade import ControllerFacade, CountyParts
 from broadcast.interconnect.link import LinkTiming
-from broadcast.interconnect.outbox import RetryPolicy
-from broadcast.interconnect.routes import Interconnect, InterconnectSettings, install
+from broadcast.interconnect.outbox import OutboxSettings
+from broadcast.interconnect.routes import Interconnect, InterconnectSettings, install_interconnect
 from broadcast.interconnect.upper_boundary import UpperPeer
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,7 @@ def interconnect_settings(section: Mapping[str, Any], *, public_url: str = "") -
     if not isinstance(accept, list) or not all(isinstance(a, str) for a in accept):
         raise InterconnectConfigError(ConfigFault.INVALID, "accept_dest", "应为字符串数组")
     timing, retry = _table(section, "timing"), _table(section, "retry")
-    d_timing, d_retry = LinkTiming(), RetryPolicy()
+    d_timing, d_outbox = LinkTiming(), OutboxSettings()
     ratio = section.get("success_ratio", 1.0)
     if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 < ratio <= 1:
         raise InterconnectConfigError(
@@ -170,11 +171,14 @@ def interconnect_settings(section: Mapping[str, Any], *, public_url: str = "") -
             info_s=_float(timing, "info_s", d_timing.info_s),
             timeout_s=_float(timing, "timeout_s", d_timing.timeout_s),
         ),
-        retry=RetryPolicy(
-            initial_s=_float(retry, "initial_s", d_retry.initial_s),
-            max_s=_float(retry, "max_s", d_retry.max_s),
-            max_age_s=_float(retry, "max_age_s", d_retry.max_age_s),
-            timeout_s=_float(retry, "timeout_s", d_retry.timeout_s),
+        outbox=OutboxSettings(
+            backoff=replace(
+                d_outbox.backoff,
+                initial_s=_float(retry, "initial_s", d_outbox.backoff.initial_s),
+                max_s=_float(retry, "max_s", d_outbox.backoff.max_s),
+            ),
+            max_age_s=_float(retry, "max_age_s", d_outbox.max_age_s),
+            timeout_s=_float(retry, "timeout_s", d_outbox.timeout_s),
         ),
         success_ratio=float(ratio),
         run_loops=bool(section.get("run_loops", True)),
@@ -187,10 +191,11 @@ def attach_interconnect(
     settings_section: Mapping[str, Any],
     *,
     base_dir: Path,
+    session: aiohttp.ClientSession,
     public_url: str = "",
-    session: aiohttp.ClientSession | None = None,
 ) -> Interconnect | None:
     """Install the interconnect on `app` (before it starts); None when `[interconnect]` is not configured.
+    Everything it sends goes through `session`, which the caller owns (the controller's one session).
 
     Raises InterconnectConfigError when the section is present but unusable (the controller should refuse to
     start rather than run without the upper link it was configured for)."""
@@ -207,7 +212,7 @@ def attach_interconnect(
     keys = load_keys(section, base_dir, clock=parts.clock)
     ic_settings = interconnect_settings(section, public_url=public_url)
     facade = ControllerFacade(parts)
-    ic = install(
+    ic = install_interconnect(
         app,
         facade,
         engine=parts.engine,

@@ -1,12 +1,11 @@
 """Conversions between the core's types and EBD bodies (平台间接口业务数据):
 
 - EBM (from an upper platform) → MessageDraft (SourceKind.UPPER), and a county broadcast → EBM (上报);
-- a broadcast snapshot → EBMStateResponse / EBMBrdItem (BrdStateCode, Coverage, ResBrdInfo);
-- the inventory and terminal link states → EBRxxInfo / EBRxxState, Full or Incremental.
+- a broadcast snapshot → EBMStateResponse / EBMBrdItem (BrdStateCode, Coverage, ResBrdInfo).
 
 The plain data the core hands over (`BroadcastSnapshot`, `AdapterCount`, `TerminalStatus`) lives in
-`broadcast.interconnect.snapshot`, and inventory → EBRxx records in `broadcast.interconnect.resources`; both are
-re-exported here so callers keep importing from this module.
+`broadcast.interconnect.snapshot`, and the inventory and terminal link states → EBRxxInfo / EBRxxState in
+`broadcast.interconnect.resources`; callers import those from there.
 Pure functions: must never do I/O, read the clock or know about HTTP, tar packages or signatures.
 """
 

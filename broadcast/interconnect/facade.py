@@ -9,7 +9,9 @@ tracker, clock, the audio base URL).
 - ``cancel_by_ebm`` stops a broadcast through the desk, like an operator's stop (the policy record is
   cancelled and the decision recorded);
 - ``broadcast_state`` / ``broadcasts_changed_since`` / ``broadcasts_between`` build ``BroadcastSnapshot``s from
-  the broadcast row and its delivery rows (counts per adapter via the inventory);
+  the broadcast row and its delivery rows: targets, played and not played (in total and per adapter, via
+  the inventory) are counted by the store's delivery statistics (``broadcast.store.stats``, the read
+  model the console's broadcast view uses too);
 - ``terminal_states`` reports the link tracker's view with when each state last changed.
 
 Read-only towards the store; changes go through the intake and the desk. Must never talk HTTP, build
@@ -39,6 +41,7 @@ from broadcast.lifecycle import TransitionError
 from broadcast.model import BroadcastState, DeliveryStatus, MessageDraft
 from broadcast.pipeline.orders import audio_file_url
 from broadcast.store import broadcasts as store
+from broadcast.store.stats import summarise
 from broadcast.store.tables import broadcasts, deliveries
 from terminals.inventory_model import Inventory
 
@@ -95,7 +98,7 @@ class CountyParts:
 
 
 class ControllerFacade:
-    """`CountyFacade` over a started (or starting) `Controller`."""
+    """`CountyFacade` over the county parts the composition root hands it."""
 
     def __init__(self, parts: CountyParts, *, inventory_changed_at: datetime | None = None) -> None:
         self._c = parts
@@ -202,6 +205,13 @@ class ControllerFacade:
         )
 
 
+def _tally(received_at: datetime, rows: Sequence[Mapping[str, Any]]) -> tuple[int, int, int]:
+    """(targets, played, not played) of some delivery rows, by the delivery read model."""
+    summary = summarise(received_at, rows)
+    coverage, counts = summary["coverage"], summary["counts"]
+    return coverage["targeted"], coverage["played"], sum(counts[str(s)] for s in _NOT_PLAYED)
+
+
 def snapshot_from_rows(
     row: Mapping[str, Any],
     delivery_rows: Sequence[Mapping[str, Any]],
@@ -212,29 +222,22 @@ def snapshot_from_rows(
     """A broadcast row and its delivery rows as the interconnect's snapshot (pure)."""
     state = BroadcastState(row["state"])
     draft = store.record_to_draft(json.loads(row["message_json"]))
-    per_adapter: dict[str, list[int]] = {}
+    received_at: datetime = row["received_at"]
+    targets, played, failed = _tally(received_at, delivery_rows)
+    per_adapter: dict[str, list[Mapping[str, Any]]] = {}
     played_areas: list[str] = []
-    played = failed = 0
     changed_at: datetime = row["state_changed_at"]
     started: list[datetime] = []
     for d in delivery_rows:
-        status = DeliveryStatus(d["status"])
         ref = inventory.terminal(str(d["terminal_code"]))
-        counts = per_adapter.setdefault(ref.adapter if ref is not None else "unknown", [0, 0, 0])
-        counts[0] += 1
-        if status is DeliveryStatus.PLAYED:
-            played += 1
-            counts[1] += 1
+        per_adapter.setdefault(ref.adapter if ref is not None else "unknown", []).append(d)
+        if DeliveryStatus(d["status"]) is DeliveryStatus.PLAYED:
             played_areas.append(str(d["area_code"]))
-        elif status in _NOT_PLAYED:
-            failed += 1
-            counts[2] += 1
         if d["updated_at"] is not None and d["updated_at"] > changed_at:
             changed_at = d["updated_at"]
         began = d["playing_at"] or d["played_at"]
         if began is not None:
             started.append(began)
-    targets = len(delivery_rows)
     if targets and played == targets:
         covered = tuple(draft.area_codes)
     else:
@@ -251,7 +254,9 @@ def snapshot_from_rows(
         played=played,
         failed=failed,
         covered_area_codes=covered,
-        by_adapter=tuple(AdapterCount(name, c[0], c[1], c[2]) for name, c in sorted(per_adapter.items())),
+        by_adapter=tuple(
+            AdapterCount(name, *_tally(received_at, rows)) for name, rows in sorted(per_adapter.items())
+        ),
         started_at=min(started) if started else None,
         finished_at=row["state_changed_at"] if state in _FINISHED else None,
         audio_url=audio_url,

@@ -11,12 +11,14 @@ endpoint, through the outbox (retried until a 2xx; `Idempotency-Key` = document 
      "sent_at": ISO-8601 +08:00, "start_at": …, "end_at": …, "state": "broadcasting"}
 
 Submissions: the media centre POSTs a programme (JSON: submission_id, title, text and/or audio_url,
-start_at, end_at?, area_codes?, submitter?) which is stored as *pending* in `media_submissions` until an
-operator approves or rejects it (who decided is recorded). On approval the operator routes
-(broadcast/web/media_routes.py) fetch a submitted recording once with `fetch_audio` (size and time
-limits) and hand the submission to the programme schedule (broadcast/programmes.py).
+start_at, end_at?, area_codes?, submitter?) which is stored as *pending* in `media_submissions` (the
+composition root's `prepare_schema` creates the table) until an operator approves or rejects it (who
+decided is recorded). On approval the operator routes (broadcast/web/media_routes.py) fetch a submitted
+recording once with `fetch_audio` (size and time limits, through the session they are given) and hand
+the submission to the programme schedule (broadcast/schedule/programmes.py).
 
-Must never put a submission on air itself, or publish a broadcast outside the outbox.
+Must never put a submission on air itself, publish a broadcast outside the outbox, open an HTTP session
+of its own or create its table.
 """
 
 from __future__ import annotations
@@ -68,11 +70,6 @@ submissions_table = Table(
     Column("decided_by", String(100), nullable=False, default=""),
     Column("note", Text, nullable=False, default=""),
 )
-
-
-async def create_tables(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        await conn.run_sync(lambda c: submissions_table.create(c, checkfirst=True))
 
 
 # ---- publishing ---------------------------------------------------------------------------------

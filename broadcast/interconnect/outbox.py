@@ -1,14 +1,16 @@
 """The outbound queue (发送队列) towards upper platforms and the media centre: durable, retried, idempotent.
 
-Owns the `interconnect_outbox` table (on the shared metadata), enqueueing a packet under a *logical key*
-(the same logical report is never queued twice), and delivering due packets with one injected
-aiohttp.ClientSession: EBD packets as multipart/form-data (field "file", a tar) acknowledged by an
-EBDResponse ResultCode 0/1; JSON documents acknowledged by any HTTP 2xx. Failures are classified
-(`DeliveryFault`) and retried with jittered exponential backoff until acknowledged, refused for good
+Owns the `interconnect_outbox` table (on the shared metadata; the composition root's `prepare_schema`
+creates it), enqueueing a packet under a *logical key* (the same logical report is never queued twice),
+and delivering due packets with one injected aiohttp.ClientSession: EBD packets as multipart/form-data
+(field "file", a tar) acknowledged by an EBDResponse ResultCode 0/1; JSON documents acknowledged by any
+HTTP 2xx. Failures are classified (`DeliveryFault`) and retried, with the delay of the product's one
+`RetryPolicy` under the outbox's own parameters (`OutboxSettings`), until acknowledged, refused for good
 (ResultCode 2/3/4, HTTP 4xx for JSON) or too old.
 
-Must never build or sign packets itself, read the system clock (time is passed in or comes from the
-injected clock) or sleep in `deliver_due`; only `run()` waits, between rounds.
+Must never create its table, build or sign packets itself, open an HTTP session of its own, read the
+system clock (time is passed in or comes from the injected clock) or sleep in `deliver_due`; only `run()`
+waits, between rounds.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from broadcast.clock import Clock
 from broadcast.interconnect.ebd.model import EbdError, EBDResponse, ResultCode
 from broadcast.interconnect.ebd.package import tar_name, unpack_ebdt
 from broadcast.interconnect.ebd.signing import Verifier, VerifyResult
+from broadcast.retry import RetryPolicy
 from broadcast.store.tables import UtcDateTime, metadata
 
 log = logging.getLogger(__name__)
@@ -99,17 +102,18 @@ class DeliveryOutcome:
         return self.acknowledged or self.fault is DeliveryFault.REFUSED
 
 
+OUTBOX_BACKOFF = RetryPolicy(initial_s=5.0, max_s=300.0, factor=2.0, jitter=(0.5, 1.0))
+"""The outbox's backoff: 5 s doubling to at most 300 s, each delay drawn from 50–100 % of that."""
+
+
 @dataclass(frozen=True)
-class RetryPolicy:
-    initial_s: float = 5.0
-    max_s: float = 300.0
+class OutboxSettings:
+    """How the outbox retries (``[interconnect.retry]``): the backoff between attempts, how long a packet
+    may stay unacknowledged before it expires, and how long one POST may take."""
+
+    backoff: RetryPolicy = OUTBOX_BACKOFF
     max_age_s: float = 24 * 3600.0
     timeout_s: float = 10.0
-
-    def delay(self, attempts: int, rng: random.Random) -> float:
-        """Exponential in the number of failed attempts, capped, with 50–100 % jitter."""
-        base = min(self.max_s, self.initial_s * (2 ** max(0, attempts - 1)))
-        return float(base * (0.5 + 0.5 * rng.random()))
 
 
 @dataclass(frozen=True)
@@ -127,12 +131,6 @@ class OutboxItem:
     next_attempt_at: datetime
     result_code: int | None
     last_error: str
-
-
-async def create_tables(engine: AsyncEngine) -> None:
-    """Create this module's table if missing (prepare_schema also does, when imported before it)."""
-    async with engine.begin() as conn:
-        await conn.run_sync(lambda c: outbox_table.create(c, checkfirst=True))
 
 
 def _item(row: object) -> OutboxItem:
@@ -164,7 +162,7 @@ class Outbox:
         clock: Clock,
         *,
         verifier: Verifier | None = None,
-        policy: RetryPolicy | None = None,
+        settings: OutboxSettings | None = None,
         rng: random.Random | None = None,
         poll_interval_s: float = 1.0,
         json_headers: Callable[[str], dict[str, str]] | None = None,
@@ -173,7 +171,7 @@ class Outbox:
         self._session = session
         self._clock = clock
         self._verifier = verifier
-        self.policy = policy or RetryPolicy()
+        self.settings = settings or OutboxSettings()
         self._rng = rng or random.Random()
         self._poll = poll_interval_s
         self._json_headers = json_headers
@@ -270,7 +268,7 @@ class Outbox:
                 item = _item(row)
                 if item.dest_url in dead:
                     continue
-                if (now - item.created_at).total_seconds() > self.policy.max_age_s:
+                if (now - item.created_at).total_seconds() > self.settings.max_age_s:
                     await self._finish(item, OutboxState.EXPIRED, now, None, "never acknowledged in time")
                     log.warning(
                         "outbox: %s %s to %s expired after %d attempts",
@@ -316,7 +314,7 @@ class Outbox:
 
     async def _retry_later(self, item: OutboxItem, now: datetime, outcome: DeliveryOutcome) -> None:
         attempts = item.attempts + 1
-        delay = self.policy.delay(attempts, self._rng)
+        delay = self.settings.backoff.delay(attempts, self._rng)
         if attempts == 1:
             log.info(
                 "outbox: %s %s to %s not delivered (%s: %s); retrying",
@@ -339,7 +337,7 @@ class Outbox:
             )
 
     async def _post(self, item: OutboxItem, payload: bytes) -> DeliveryOutcome:
-        timeout = aiohttp.ClientTimeout(total=self.policy.timeout_s)
+        timeout = aiohttp.ClientTimeout(total=self.settings.timeout_s)
         try:
             if item.kind is PayloadKind.EBD:
                 return await post_ebd(
@@ -367,7 +365,7 @@ class Outbox:
                 return DeliveryOutcome(False, fault, f"HTTP {resp.status}")
         except TimeoutError:
             return DeliveryOutcome(
-                False, DeliveryFault.TIMEOUT, f"no answer within {self.policy.timeout_s:g} s"
+                False, DeliveryFault.TIMEOUT, f"no answer within {self.settings.timeout_s:g} s"
             )
         except aiohttp.ClientError as exc:
             return DeliveryOutcome(False, DeliveryFault.CONNECT, f"{type(exc).__name__}: {exc}")

@@ -2,7 +2,7 @@
 
 Owns the mapping from the county inventory and terminal link states to EBRPS/EBRST/EBRAS/EBRBS/EBRDT
 info and state records, Full or Incremental, the adapter type codes (`ADAPTER_TYPE_CODES`, `adapter_codes`)
-and the broadcast-log report window. `broadcast.interconnect.convert` re-exports every public name here.
+and the broadcast-log report window.
 
 Pure functions: must never do I/O, read the clock or know about HTTP, tar packages or signatures, and never
 convert messages (EBM ↔ draft lives in `broadcast.interconnect.convert`).

@@ -1,13 +1,18 @@
-"""Wiring of the interconnect into the controller's aiohttp application: `install(app, facade, …)`.
+"""The upper-platform service on the controller's aiohttp application: `install_interconnect(app, facade, …)`
+adds its routes and the start/stop of its parts to an app the composition root (`broadcast.app`) owns.
 
-Adds the routes
+Routes
   POST {ebd_path}                    EBD packets from upper platforms (multipart field "file", or a raw
                                      application/x-tar body); answers with a signed EBDResponse tar
   POST /api/media/programmes         programme submissions from the media centre (JSON, optional bearer token)
   GET  /api/media/programmes         submissions, ?status=pending|approved|rejected
   GET  /api/interconnect/status      upper link states and outbox counts
-and start/stop hooks for the outbox, the upper link (heartbeats, periodic reports) and the broadcast
-reporter. Must never implement protocol rules itself (upper.py, link.py, outbox.py, media.py do).
+JSON answers and errors take the product's one shape (`broadcast.jsonhttp`). On app start-up the parts are
+built — the outbox, the receiver, the upper link (heartbeats, periodic reports), the broadcast reporter
+and the media publisher — over the one injected `aiohttp.ClientSession`; their loops stop with the app.
+
+Must never implement protocol rules itself (upper.py, link.py, outbox.py, media.py do), open or close an
+HTTP session (the caller owns it), or create tables (the composition root's `prepare_schema` does).
 """
 
 from __future__ import annotations
@@ -24,14 +29,15 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcast.clock import Clock
-from broadcast.interconnect import media, outbox, upper
+from broadcast.interconnect import media
 from broadcast.interconnect.ebd.ids import EbdIdAllocator
 from broadcast.interconnect.ebd.package import MAX_TOTAL_BYTES, tar_name
 from broadcast.interconnect.ebd.signing import Signer, Verifier
 from broadcast.interconnect.link import BroadcastReporter, LinkTiming, UpperLink
-from broadcast.interconnect.outbox import Outbox, OutboxState, RetryPolicy
+from broadcast.interconnect.outbox import Outbox, OutboxSettings, OutboxState
 from broadcast.interconnect.upper import UpperReceiver, last_issued_serial
 from broadcast.interconnect.upper_boundary import CountyFacade, PacketMaker, UpperPeer, UpwardQueue
+from broadcast.jsonhttp import json_error, json_response
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +51,7 @@ class InterconnectSettings:
     media_url: str | None = None  # where broadcasts are published for the media centre
     media_token: str | None = None  # bearer token the media centre must present when submitting
     timing: LinkTiming = field(default_factory=LinkTiming)
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    outbox: OutboxSettings = field(default_factory=OutboxSettings)  # [interconnect.retry]
     success_ratio: float = 1.0
     run_loops: bool = True  # False in tests: drive tick()/deliver_due() by hand
 
@@ -61,7 +67,7 @@ class Interconnect:
         verifier: Verifier,
         clock: Clock,
         settings: InterconnectSettings,
-        session: aiohttp.ClientSession | None,
+        session: aiohttp.ClientSession,
     ) -> None:
         self.facade = facade
         self.engine = engine
@@ -69,8 +75,7 @@ class Interconnect:
         self.verifier = verifier
         self.clock = clock
         self.settings = settings
-        self._own_session = session is None
-        self._session = session
+        self.session = session
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.outbox: Outbox
@@ -79,21 +84,13 @@ class Interconnect:
         self.reporter: BroadcastReporter
         self.media: media.MediaPublisher | None = None
 
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        assert self._session is not None, "interconnect not started"
-        return self._session
-
     async def start(self) -> None:
         s = self.settings
-        for create in (outbox.create_tables, upper.create_tables, media.create_tables):
-            await create(self.engine)
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
         code = self.facade.platform_code
-        ids = EbdIdAllocator(code, self.clock, last_serial=await last_issued_serial(self.engine, code))
+        self.outbox = Outbox(self.engine, self.session, self.clock, verifier=self.verifier, settings=s.outbox)
+        last_serial = await last_issued_serial(self.engine, self.outbox, code)
+        ids = EbdIdAllocator(code, self.clock, last_serial=last_serial)
         maker = PacketMaker(code, self.signer, ids, self.clock, callback_url=s.callback_url)
-        self.outbox = Outbox(self.engine, self._session, self.clock, verifier=self.verifier, policy=s.retry)
         upward = UpwardQueue(maker, self.outbox)
         self.receiver = UpperReceiver(
             self.facade,
@@ -106,7 +103,7 @@ class Interconnect:
             success_ratio=s.success_ratio,
         )
         self.link = UpperLink(
-            s.peers, upward, self.facade, self._session, self.clock, timing=s.timing, verifier=self.verifier
+            s.peers, upward, self.facade, self.session, self.clock, timing=s.timing, verifier=self.verifier
         )
         if s.media_url:
             self.media = media.MediaPublisher(self.outbox, s.media_url, self.facade.inventory())
@@ -132,15 +129,12 @@ class Interconnect:
             self.outbox.close()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             self._tasks = []
-        if self._own_session and self._session is not None:
-            await self._session.close()
-            self._session = None
 
 
 INTERCONNECT = web.AppKey("interconnect", Interconnect)
 
 
-def install(
+def install_interconnect(
     app: web.Application,
     facade: CountyFacade,
     *,
@@ -148,10 +142,11 @@ def install(
     signer: Signer,
     verifier: Verifier,
     clock: Clock,
+    session: aiohttp.ClientSession,
     settings: InterconnectSettings | None = None,
-    session: aiohttp.ClientSession | None = None,
 ) -> Interconnect:
-    """Add the interconnect routes and lifecycle to `app`; the parts are built when the app starts."""
+    """Add the interconnect routes and lifecycle to `app`; the parts are built when the app starts and
+    post through `session` (owned, opened and closed by the caller)."""
     settings = settings or InterconnectSettings()
     ic = Interconnect(facade, engine, signer, verifier, clock, settings, session)
     app[INTERCONNECT] = ic
@@ -223,10 +218,6 @@ async def _post_ebd(request: web.Request) -> web.Response:
     )
 
 
-def _json_error(status: int, error: str, message: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": error, "message": message, **extra}, status=status)
-
-
 def _submission_json(s: media.Submission) -> dict[str, Any]:
     return {
         "id": s.id,
@@ -255,36 +246,36 @@ def _authorised(request: web.Request, token: str | None) -> bool:
 async def _post_programme(request: web.Request) -> web.Response:
     ic = request.app[INTERCONNECT]
     if not _authorised(request, ic.settings.media_token):
-        return _json_error(
+        return json_error(
             401, "unauthorised", "令牌无效：请在 Authorization 头中携带县级平台分配的 Bearer 令牌"
         )
     try:
         doc = await request.json()
     except ValueError:
-        return _json_error(400, "bad_json", "请求体不是有效的 JSON，请检查格式后重试")
+        return json_error(400, "bad_json", "请求体不是有效的 JSON，请检查格式后重试")
     if not isinstance(doc, dict):
-        return _json_error(400, "bad_json", "请求体应为 JSON 对象")
+        return json_error(400, "bad_json", "请求体应为 JSON 对象")
     try:
         sub, created = await media.accept_submission(ic.engine, doc, ic.clock.now())
     except media.SubmissionError as exc:
-        return _json_error(
+        return json_error(
             400, exc.fault.value, exc.message, field=exc.field, submission_id=exc.submission_id
         )
-    return web.json_response(_submission_json(sub), status=201 if created else 200)
+    return json_response(_submission_json(sub), status=201 if created else 200)
 
 
 async def _get_programmes(request: web.Request) -> web.Response:
     ic = request.app[INTERCONNECT]
     if not _authorised(request, ic.settings.media_token):
-        return _json_error(
+        return json_error(
             401, "unauthorised", "令牌无效：请在 Authorization 头中携带县级平台分配的 Bearer 令牌"
         )
     raw = request.query.get("status")
     try:
         status = media.SubmissionStatus(raw) if raw else None
     except ValueError:
-        return _json_error(400, "bad_status", "status 取值应为 pending、approved 或 rejected")
-    return web.json_response([_submission_json(s) for s in await media.list_submissions(ic.engine, status)])
+        return json_error(400, "bad_status", "status 取值应为 pending、approved 或 rejected")
+    return json_response([_submission_json(s) for s in await media.list_submissions(ic.engine, status)])
 
 
 async def _get_status(request: web.Request) -> web.Response:
@@ -301,4 +292,4 @@ async def _get_status(request: web.Request) -> web.Response:
         }
         for st in ic.link.status.values()
     ]
-    return web.json_response({"peers": peers, "outbox": counts})
+    return json_response({"peers": peers, "outbox": counts})

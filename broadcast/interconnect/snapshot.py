@@ -1,7 +1,7 @@
 """The plain data the core hands to the interconnect (核心交给平台间接口的数据).
 
 Owns `BroadcastSnapshot`, `AdapterCount` and `TerminalStatus`: frozen values describing what the core knows
-about a broadcast and a terminal right now. `broadcast.interconnect.convert` re-exports them.
+about a broadcast and a terminal right now (built by `broadcast.interconnect.facade`).
 
 Plain data only: must never hold conversion logic, do I/O or read the clock.
 """

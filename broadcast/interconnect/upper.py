@@ -1,18 +1,20 @@
-"""Receiving from upper platforms (上级平台接入): the endpoint logic behind POST /ebd, the county-core
-boundary (`CountyFacade`) and the packet maker used for everything we send upward.
+"""Receiving from upper platforms (上级平台接入): the endpoint logic behind POST /ebd.
 
 Flow of one received packet: unpack → verify the signature (signing.signature_result_code: EBM and business
 packets must be signed; an unsigned ConnectionCheck is tolerated) → check DEST → answer a duplicate EBDID
-with the stored answer → act (EBM: submit / cancel; EBMStateRequest, OMDRequest: queue the business answer in
-the outbox) → answer synchronously with a signed EBDResponse (ResultCode 0–5). Business answers go out
-asynchronously through the outbox to the sender's SRC/URL or the configured peer URL.
+with the stored answer → act (EBM: submit / cancel through the `CountyFacade`; EBMStateRequest,
+OMDRequest: queue the business answer in the outbox) → answer synchronously with a signed EBDResponse
+(ResultCode 0–5). Business answers go out asynchronously through the outbox to the sender's SRC/URL or the
+configured peer URL. An EBM's RelatedInfo names the upper platform's EBMID; a Cancel, and an Update of a
+message we already took, are handed to the core with the county's id of that broadcast instead (the
+inbox keeps the map), so the county's policy recognises the original.
 
-The core boundary (`CountyFacade`, `UpperRefusal`, `UpperPeer`) and the upward packet maker (`Outgoing`,
-`PacketMaker`, `UpwardQueue`) live in `broadcast.interconnect.upper_boundary` and are re-exported here.
+The core boundary (`CountyFacade`, `UpperRefusal`, `UpperPeer`) and the upward packet maker (`PacketMaker`,
+`UpwardQueue`) live in `broadcast.interconnect.upper_boundary`.
 
-Owns the `interconnect_inbox` table (accepted packets, the upper ↔ county EBM id map, stored answers).
-Must never talk HTTP itself (app.py does), edit the core's state except through the facade, or accept an
-EBM whose signature did not verify.
+Owns the `interconnect_inbox` table (accepted packets, the upper ↔ county EBM id map, stored answers; the
+composition root's `prepare_schema` creates it). Must never talk HTTP itself (`routes` does), create its
+table, edit the core's state except through the facade, or accept an EBM whose signature did not verify.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Column, Integer, LargeBinary, String, Table, Text, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -46,6 +48,7 @@ from broadcast.interconnect.ebd.model import (
 )
 from broadcast.interconnect.ebd.package import unpack_ebdt
 from broadcast.interconnect.ebd.signing import Verifier, signature_result_code
+from broadcast.interconnect.outbox import Outbox
 from broadcast.interconnect.resources import brd_log_window, resource_report
 from broadcast.interconnect.upper_boundary import (
     CountyFacade,
@@ -87,11 +90,6 @@ class UpperOrigin:
     reply_url: str
 
 
-async def create_tables(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        await conn.run_sync(lambda c: inbox_table.create(c, checkfirst=True))
-
-
 async def upper_origin(engine: AsyncEngine, local_ebm_id: str) -> UpperOrigin | None:
     async with engine.connect() as conn:
         row = (
@@ -122,18 +120,12 @@ async def local_for_upper(engine: AsyncEngine, upper_ebm_id: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-async def last_issued_serial(engine: AsyncEngine, sender_ebrid: str) -> str | None:
-    """The newest EBDID serial we issued (outbox and answers), to restart the allocator without reuse."""
+async def last_issued_serial(engine: AsyncEngine, outbox: Outbox, sender_ebrid: str) -> str | None:
+    """The newest EBDID serial we issued (queued in the outbox, or answered synchronously), to restart
+    the allocator without reusing one."""
     prefix = f"10{sender_ebrid}"
-    from broadcast.interconnect.outbox import outbox_table
-
+    ids = await outbox.issued_ids(prefix)
     async with engine.connect() as conn:
-        ids = [
-            r[0]
-            for r in await conn.execute(
-                select(outbox_table.c.message_id).where(outbox_table.c.message_id.like(prefix + "%"))
-            )
-        ]
         ids += [
             r[0]
             for r in await conn.execute(
@@ -321,6 +313,10 @@ class UpperReceiver:
                 )
             log.info("EBM %s from %s cancelled broadcast %s", ebm.ebm_id, ebd.header.src_ebrid, local)
             return _Outcome(ResultCode.OK, _OK_DESC + "（已取消播发）", ebm.ebm_id, None)
+        if draft.related_ebm_id:  # an Update: name the original by the county's id, as the policy knows it
+            original = await local_for_upper(self._engine, draft.related_ebm_id)
+            if original is not None:
+                draft = replace(draft, related_ebm_id=original)
         try:
             _, local_id = await self._facade.submit_upper(draft)
         except UpperRefusal as exc:

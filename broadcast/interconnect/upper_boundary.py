@@ -2,8 +2,8 @@
 (上级平台接入的核心边界与上行打包).
 
 Owns `CountyFacade` (what the receiver may ask of the core), `UpperRefusal` (the core's refusal, carrying a
-ResultCode), `UpperPeer`, `Outgoing`, `PacketMaker` (signs and packs what we send upward) and `UpwardQueue`.
-`broadcast.interconnect.upper` re-exports every public name here.
+ResultCode), `UpperPeer`, `Outgoing`, `PacketMaker` (signs and packs what we send upward) and `UpwardQueue`
+(queues them in the outbox).
 
 Must never handle received packets or own the inbox table (that is `broadcast.interconnect.upper`), talk HTTP
 itself, or edit the core's state except through the facade.
@@ -40,7 +40,7 @@ class UpperRefusal(Exception):
 
 
 class CountyFacade(Protocol):
-    """What the interconnect needs from the county controller (implemented by the lead on the controller).
+    """What the interconnect needs from the county core (implemented by `facade.ControllerFacade`).
 
     Ids: `ebm_id` arguments and `BroadcastSnapshot.ebm_id` are the county's own broadcast ids (the second item
     returned by submit_upper); the interconnect keeps the map to the upper platform's EBMID itself.

@@ -37,6 +37,7 @@ from broadcast.interconnect.ebd.signing import public_key_to_pem
 from broadcast.interconnect.facade import ControllerFacade, CountyRefusal
 from broadcast.interconnect.routes import Interconnect
 from broadcast.model import BroadcastState, MsgType, Priority
+from broadcast.policy.types import Action, Reason
 from broadcast.store import broadcasts as store
 from sim.fleet import Fleet
 from sim.upper_platform import PROVINCE, PROVINCE_CERT_SN, ProvincePlatform
@@ -267,3 +268,36 @@ async def test_omd_request_lists_every_terminal(upper: UpperCounty) -> None:
         async with http.get(f"{url}/api/terminals") as resp:
             assert resp.status == 200
     assert [p["ebrid"] for p in status["peers"]] == [PROVINCE]
+
+
+async def test_upper_cancel_goes_through_the_desk_and_a_later_update_is_refused(upper: UpperCounty) -> None:
+    """A Cancel from above stops the broadcast the way an operator's stop does: the policy record is
+    cancelled and the decision recorded, so an Update of the cancelled message cannot put it back on air."""
+    for t in upper.fleet.terminals:
+        t.time_scale = 1.0  # play for the real duration so the broadcast is still live when cancelled
+    ebm = short_ebm(upper.province)
+    assert (await upper.province.send(ebm)).result_code is ResultCode.OK
+    row = await upper.only_broadcast()
+    bid = int(row["id"])
+
+    async def playing() -> int:
+        return sum(1 for t in upper.fleet.terminals if t.playing == row["ebm_id"])
+
+    await wait_until(playing, lambda k: k == 586, within=20)
+    _, cancel = await upper.province.send_ebm(MsgType.CANCEL, related_ebm_id=ebm.ebm_id)
+    assert cancel.result_code is ResultCode.OK, cancel
+    gone = await store.get_broadcast(upper.controller.engine, bid)
+    assert gone is not None and gone["state"] == BroadcastState.CANCELLED
+    desk = upper.controller.desk
+    [stop] = [d for d in await desk.decisions(broadcast_id=bid) if d["action"] == str(Action.CANCEL_ORIGINAL)]
+    assert stop["actor"] == "upper" and row["ebm_id"] in stop["reason_zh"], stop
+
+    update, answer = await upper.province.send_ebm(
+        related_ebm_id=ebm.ebm_id, title="大风红色预警", text="省气象台将大风预警升级为红色，请立即避险。"
+    )
+    assert answer.result_code is ResultCode.OTHER_ERROR, answer
+    assert answer.response is not None and "已被取消" in getattr(answer.response.body, "result_desc", "")
+    [refused] = [d for d in await desk.decisions() if update.ebm_id in d["source_key"]]
+    assert (refused["action"], refused["reason"]) == (str(Action.REJECT), str(Reason.UPDATE_OF_CANCELLED))
+    assert await store.count_broadcasts(upper.controller.engine) == 1  # nothing new on air
+    await wait_until(playing, lambda k: k == 0, within=10)

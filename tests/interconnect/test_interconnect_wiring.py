@@ -8,6 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -85,7 +86,7 @@ def test_example_section_parses_to_settings() -> None:
     s = interconnect_settings(section, public_url="https://ebc.example.cn/")
     assert s.callback_url == "https://ebc.example.cn/ebd"
     assert [p.ebrid for p in s.peers] == ["25300000000000103010101"]
-    assert s.timing.heartbeat_s == 30 and s.retry.max_age_s == 86400 and s.run_loops
+    assert s.timing.heartbeat_s == 30 and s.outbox.max_age_s == 86400 and s.outbox.backoff.initial_s == 5 and s.run_loops
     assert s.media_url is None and s.media_token is None
     assert interconnect_settings(section).callback_url is None
     with pytest.raises(InterconnectConfigError) as bad_peer:
@@ -101,9 +102,10 @@ def _parts() -> Any:
 
 async def test_not_configured_means_no_interconnect(tmp_path: Path) -> None:
     app = web.Application()
-    assert attach_interconnect(_parts(), app, {}, base_dir=tmp_path) is None
-    assert attach_interconnect(_parts(), app, {"enabled": False, "x": 1}, base_dir=tmp_path) is None
-    with pytest.raises(InterconnectConfigError) as half:
-        attach_interconnect(_parts(), app, {"cert_sn": "101"}, base_dir=tmp_path)
+    async with aiohttp.ClientSession() as http:
+        assert attach_interconnect(_parts(), app, {}, base_dir=tmp_path, session=http) is None
+        assert attach_interconnect(_parts(), app, {"enabled": False, "x": 1}, base_dir=tmp_path, session=http) is None
+        with pytest.raises(InterconnectConfigError) as half:
+            attach_interconnect(_parts(), app, {"cert_sn": "101"}, base_dir=tmp_path, session=http)
     assert half.value.key == "private_key" and "enabled = false" in str(half.value)
     assert len(app.router.routes()) == 0

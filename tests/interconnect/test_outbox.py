@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
 from upper_helpers import COUNTY_CERT_SN, COUNTY_KEY, START
 
+from broadcast.app.schema import feature_tables
 from broadcast.clock import ManualClock
 from broadcast.interconnect.ebd.ids import EbdIdAllocator
 from broadcast.interconnect.ebd.model import ConnectionCheck, EBRPSState, ResourceState, ResultCode
 from broadcast.interconnect.ebd.signing import Signer, Verifier
-from broadcast.interconnect.outbox import Outbox, OutboxState, RetryPolicy, create_tables
-from broadcast.interconnect.upper import create_tables as create_inbox
+from broadcast.interconnect.outbox import OUTBOX_BACKOFF, Outbox, OutboxSettings, OutboxState
 from broadcast.interconnect.upper import last_issued_serial
 from broadcast.interconnect.upper_boundary import PacketMaker, UpwardQueue
-from broadcast.store.db import make_engine
+from broadcast.retry import RetryPolicy
+from broadcast.store.db import make_engine, prepare_schema
 from sim.upper_platform import PROVINCE, PROVINCE_CERT_SN, ProvincePlatform
 from terminals.inventory import default_inventory
 
@@ -29,18 +31,17 @@ async def _process(
 ) -> tuple[UpwardQueue, object]:
     """One 'process' of the county: engine, tables, allocator restored from the database, outbox."""
     engine = make_engine(f"sqlite+aiosqlite:///{db}")
-    await create_tables(engine)
-    await create_inbox(engine)
-    ids = EbdIdAllocator(COUNTY, clock, last_serial=await last_issued_serial(engine, COUNTY))
-    maker = PacketMaker(COUNTY, Signer(COUNTY_KEY, COUNTY_CERT_SN, clock=clock), ids, clock)
+    await prepare_schema(engine, feature_tables())
     outbox = Outbox(
         engine,
         session,
         clock,
         verifier=Verifier({PROVINCE_CERT_SN: province.key.public_key()}),
-        policy=RetryPolicy(initial_s=5, max_s=60),
+        settings=OutboxSettings(backoff=replace(OUTBOX_BACKOFF, initial_s=5, max_s=60)),
         rng=random.Random(seed),
     )
+    ids = EbdIdAllocator(COUNTY, clock, last_serial=await last_issued_serial(engine, outbox, COUNTY))
+    maker = PacketMaker(COUNTY, Signer(COUNTY_KEY, COUNTY_CERT_SN, clock=clock), ids, clock)
     return UpwardQueue(maker, outbox), engine
 
 
@@ -127,13 +128,24 @@ async def test_backoff_is_jittered_and_refusals_are_final(tmp_path: Path) -> Non
 
 
 def test_retry_policy_grows_and_caps() -> None:
-    policy = RetryPolicy(initial_s=5, max_s=60)
+    policy = replace(OUTBOX_BACKOFF, initial_s=5, max_s=60)
     rng = random.Random(7)
     delays = [policy.delay(n, rng) for n in range(1, 8)]
     assert all(
         0.5 * min(60, 5 * 2 ** (n - 1)) <= d <= min(60, 5 * 2 ** (n - 1)) for n, d in enumerate(delays, 1)
     )
     assert max(delays) <= 60
+
+
+def test_outbox_backoff_draws_the_same_delays_as_before() -> None:
+    """The product's RetryPolicy with the outbox's parameters: 5 s doubling to 300 s, 50–100 % jitter —
+    the delay the outbox's own formula gave, draw for draw."""
+    assert OUTBOX_BACKOFF == RetryPolicy(initial_s=5.0, max_s=300.0, factor=2.0, jitter=(0.5, 1.0))
+    assert OutboxSettings() == OutboxSettings(OUTBOX_BACKOFF, max_age_s=86400.0, timeout_s=10.0)
+    ours, theirs = random.Random(3), random.Random(3)
+    for attempts in range(1, 12):
+        base = min(300.0, 5.0 * 2 ** (attempts - 1))
+        assert OUTBOX_BACKOFF.delay(attempts, ours) == base * (0.5 + 0.5 * theirs.random())
 
 
 async def test_heartbeat_packet_uses_constant_id() -> None:

@@ -35,8 +35,7 @@ async def test_signed_ebm_is_submitted_as_upper_draft(tmp_path: Path) -> None:
 async def test_raw_tar_body_is_accepted(tmp_path: Path) -> None:
     async with county_rig(tmp_path) as rig:
         ebm = rig.province.make_ebm()
-        request, tar = rig.province._pack(ebm)
-        rig.province.sent[request.ebd_id] = request
+        request, tar = rig.province.prepare(ebm)
         ex = await rig.province.send_raw(tar, request, multipart=False)
         assert ex.result_code is ResultCode.OK
         assert len(rig.facade.drafts) == 1
@@ -45,8 +44,7 @@ async def test_raw_tar_body_is_accepted(tmp_path: Path) -> None:
 async def test_duplicate_ebdid_answered_without_second_submit(tmp_path: Path) -> None:
     async with county_rig(tmp_path) as rig:
         ebm = rig.province.make_ebm()
-        request, tar = rig.province._pack(ebm)
-        rig.province.sent[request.ebd_id] = request
+        request, tar = rig.province.prepare(ebm)
         first = await rig.province.send_raw(tar, request)
         second = await rig.province.send_raw(tar, request)
         assert first.result_code is second.result_code is ResultCode.OK
@@ -132,6 +130,21 @@ async def test_cancel_and_drill(tmp_path: Path) -> None:
         assert rig.facade.drafts[-1].msg_type is MsgType.TERMINAL_DRILL
         assert rig.facade.drafts[-1].priority is Priority.DRILL
         assert len(rig.facade.drafts) == 2  # the actual and the drill; cancels are not submitted
+
+
+async def test_update_names_its_original_by_the_county_id(tmp_path: Path) -> None:
+    """RelatedInfo carries the upper platform's EBMID; the county's policy knows the original by the
+    county's id, so an Update of a message we took is handed over with that id (as a Cancel is)."""
+    async with county_rig(tmp_path) as rig:
+        ebm, _ = await rig.province.send_ebm(MsgType.ACTUAL)
+        local = next(iter(rig.facade.snaps))
+        _, ex = await rig.province.send_ebm(MsgType.ACTUAL, related_ebm_id=ebm.ebm_id, severity=1)
+        assert ex.result_code is ResultCode.OK
+        assert rig.facade.drafts[-1].related_ebm_id == local
+        never_seen = ebm.ebm_id[:-4] + "9999"  # not ours (yet): left as the upper platform wrote it
+        _, early = await rig.province.send_ebm(MsgType.ACTUAL, related_ebm_id=never_seen)
+        assert early.result_code is ResultCode.OK
+        assert rig.facade.drafts[-1].related_ebm_id == never_seen
 
 
 async def test_wrong_dest_is_refused(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-"""Shared rig for the upper-link tests: a fake county facade, a county app with `install()`, and the
-simulated province platform, all on 127.0.0.1 (imported by the tests; not a test module)."""
+"""Shared rig for the upper-link tests: a fake county facade, a county app with `install_interconnect()`
+over a session and tables the rig owns, and the simulated province platform, all on 127.0.0.1 (imported by
+the tests; not a test module)."""
 
 from __future__ import annotations
 
@@ -11,17 +12,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from broadcast.app.schema import feature_tables
 from broadcast.clock import ManualClock
 from broadcast.interconnect.ebd.signing import Signer, Verifier, generate_private_key
 from broadcast.interconnect.link import LinkTiming
-from broadcast.interconnect.routes import Interconnect, InterconnectSettings, install
+from broadcast.interconnect.routes import Interconnect, InterconnectSettings, install_interconnect
 from broadcast.interconnect.snapshot import AdapterCount, BroadcastSnapshot, TerminalStatus
 from broadcast.interconnect.upper_boundary import UpperPeer
 from broadcast.model import BroadcastState, LinkState, MessageDraft
-from broadcast.store.db import make_engine
+from broadcast.store.db import make_engine, prepare_schema
 from sim.media_centre import MediaCentre
 from sim.upper_platform import PROVINCE, PROVINCE_CERT_SN, ProvincePlatform
 from terminals.inventory import default_inventory
@@ -141,6 +144,8 @@ async def county_rig(
     if media is not None:
         await media.start()
     engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'county.db'}")
+    await prepare_schema(engine, feature_tables())
+    session = aiohttp.ClientSession()
     app = web.Application()
     settings = InterconnectSettings(
         peers=(UpperPeer(PROVINCE, province.url, "云南省平台"),),
@@ -151,10 +156,11 @@ async def county_rig(
         timing=timing or LinkTiming(),
         run_loops=False,
     )
-    ic = install(
+    ic = install_interconnect(
         app,
         facade,
         engine=engine,
+        session=session,
         signer=Signer(COUNTY_KEY, COUNTY_CERT_SN, clock=clock),
         verifier=Verifier({PROVINCE_CERT_SN: province.key.public_key()}),
         clock=clock,
@@ -170,6 +176,7 @@ async def county_rig(
         yield Rig(clock, facade, province, ic, engine, f"http://127.0.0.1:{port}", media)
     finally:
         await runner.cleanup()
+        await session.close()
         await province.close()
         if media is not None:
             await media.close()

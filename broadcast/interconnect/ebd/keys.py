@@ -1,7 +1,7 @@
 """SM2 key files for the interconnect: generate a software key pair, read key files named in the config.
 
-    python -m broadcast.interconnect.keys generate --out var/keys [--name county] [--force]
-    python -m broadcast.interconnect.keys public var/keys/county-sm2.pem
+    python -m broadcast.interconnect.ebd.keys generate --out var/keys [--name county] [--force]
+    python -m broadcast.interconnect.ebd.keys public var/keys/county-sm2.pem
 
 `generate` writes `<name>-sm2.pem` (PKCS#8 private key, mode 0600), `<name>-sm2.pub.pem` and
 `<name>-sm2.pub.hex` (x ‖ y, the form vendors' consoles ask for) and prints the config lines to paste.
@@ -88,7 +88,7 @@ def _read(path: Path, what: str) -> str:
             KeyFault.MISSING,
             path,
             f"{what}文件 {path} 不存在；请检查 [interconnect] 配置中的路径，"
-            "或用 python -m broadcast.interconnect.keys generate 生成",
+            "或用 python -m broadcast.interconnect.ebd.keys generate 生成",
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise KeyFileError(
@@ -130,7 +130,7 @@ def read_public_key(value: str, base_dir: Path) -> PublicKey:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m broadcast.interconnect.keys",
+        prog="python -m broadcast.interconnect.ebd.keys",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

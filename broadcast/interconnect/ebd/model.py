@@ -1,5 +1,5 @@
 """The EBD data packet model (应急广播数据包, GY/T 384 / GD/J 083): header, one body type per EBDType,
-the receipt codes and the codec error type. Wire codec: `broadcast.interconnect.codec`.
+the receipt codes and the codec error type. Wire form: `xml_build` (writer), `xml_parse` (reader).
 
 Frozen dataclasses and enums only; times are timezone-aware datetimes. Must never do I/O, read the
 clock or know about tar packages and signatures.

@@ -23,6 +23,7 @@ from broadcast.interconnect.ebd.model import (
     EBMBrdLog,
     EBMStateRequest,
     EBMStateResponse,
+    InfoBody,
     MsgBasicInfo,
     MsgContent,
     Node,
@@ -30,8 +31,7 @@ from broadcast.interconnect.ebd.model import (
     ReportParams,
     ResBrdItem,
     ResourceInfo,
-    _InfoBody,
-    _StateBody,
+    StateBody,
 )
 
 XML_DECL = '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -259,9 +259,9 @@ def _body_el(body: Body) -> El:
         return (tag, [_params_el(body.params), *[_brd_item_el(i) for i in body.items]])
     if isinstance(body, OMDRequest):
         return (tag, [_leaf("OMDType", body.omd_type.value), _params_el(body.params)])
-    if isinstance(body, _InfoBody):
+    if isinstance(body, InfoBody):
         return (tag, [_params_el(body.params), *[_info_record_el(body.RECORD_TAG, r) for r in body.records]])
-    if isinstance(body, _StateBody):
+    if isinstance(body, StateBody):
         return (
             tag,
             [
