@@ -52,31 +52,10 @@ from adapters.ip_speaker.payloads import (
 from broadcast.clock import Clock, SystemClock
 from broadcast.model import TerminalRef
 from sim.ip_playback import (
-    AUDIBLE_BYTES,
-    BUSY_DESC,
-    FETCH_FAILED,
-    INTERRUPTED,
-    PREEMPTED,
     STOPPED,
-    STREAM_BROKEN,
     Playback,
     PlayRecord,
-    terminal_rank,
 )
-
-__all__ = [
-    "AUDIBLE_BYTES",
-    "BUSY_DESC",
-    "FETCH_FAILED",
-    "INTERRUPTED",
-    "PREEMPTED",
-    "STOPPED",
-    "STREAM_BROKEN",
-    "SW_VERSION",
-    "PlayRecord",
-    "SimTerminal",
-    "terminal_rank",
-]
 
 log = logging.getLogger(__name__)
 

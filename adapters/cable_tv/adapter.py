@@ -30,7 +30,6 @@ from adapters.cable_tv.link import (
     LinkDecoder,
     LinkFrame,
     LinkReject,
-    NackReason,
     ebm_payload,
     insert_payload,
     parse_nack,
@@ -351,6 +350,3 @@ class CableTvAdapter:
     def _spawn_tick(self) -> None:
         if self._tick_task is None or self._tick_task.done():
             self._tick_task = asyncio.get_running_loop().create_task(self.tick())
-
-
-__all__ = ["CableTvAdapter", "InserterClient", "NackReason"]

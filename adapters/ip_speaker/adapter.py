@@ -30,7 +30,7 @@ from adapters.ip_speaker.codec import (
     encode_frame,
 )
 from adapters.ip_speaker.link import Link, LinkLost
-from adapters.ip_speaker.orders import broadcast_type_for, start_payload
+from adapters.ip_speaker.orders import start_payload
 from adapters.ip_speaker.params import Query, QueryReply, ReturnAddress, SetParams
 from adapters.ip_speaker.payload_fields import BUSY_RESULTS, FaultFlag, PayloadError, ResultCode, WorkState
 from adapters.ip_speaker.payloads import (
@@ -51,15 +51,6 @@ from broadcast.clock import Clock
 from broadcast.codes import ResourceCode
 from broadcast.messages import FailureKind, HeartbeatReport, SendResult
 from broadcast.model import DeliveryOrder, LinkState, TerminalRef
-
-__all__ = [
-    "DEFAULT_PORT",
-    "LISTEN_BACKLOG",
-    "IpSpeakerAdapter",
-    "IpSpeakerConfigError",
-    "broadcast_type_for",
-    "start_payload",
-]
 
 log = logging.getLogger(__name__)
 
