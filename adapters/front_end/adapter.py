@@ -112,6 +112,11 @@ class FrontEndAdapter:
     def port(self) -> int:
         return self._server.port
 
+    @property
+    def server(self) -> FrameServer:
+        """The §4.1 server shell this adapter runs on."""
+        return self._server
+
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self, sink: AdapterSink, terminals: Sequence[TerminalRef]) -> None:

@@ -11,7 +11,6 @@ from adapters.registry import AdapterRegistry, AdapterState, check_section, coll
 from broadcast.clock import ManualClock
 from broadcast.settings import load_settings
 
-
 SCHEMAS = collect_schemas(discover())
 
 
