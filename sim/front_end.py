@@ -241,7 +241,9 @@ class FrontEndSim:
         return self.county_host, self.county_port
 
     def on_connected(self) -> None:
-        self._binding = self._up(Heartbeat(WorkState.IDLE, self._power_up, self.physical_address.encode()), ())
+        self._binding = self._up(
+            Heartbeat(WorkState.IDLE, self._power_up, self.physical_address.encode()), ()
+        )
 
     def on_frame(self, frame: Frame) -> None:
         self._on_county_frame(frame)

@@ -259,7 +259,9 @@ class EbitEntry:
         start, end = decode_time(r.take(5)), decode_time(r.take(5))
         event_type = r.take(5).decode("ascii", errors="replace")
         class_level = r.u8()
-        codes = tuple(decode_bcd_field(r.take(RESOURCE_CODE_BYTES), RESOURCE_CODE_DIGITS) for _ in range(r.u8()))
+        codes = tuple(
+            decode_bcd_field(r.take(RESOURCE_CODE_BYTES), RESOURCE_CODE_DIGITS) for _ in range(r.u8())
+        )
         details = None
         if r.u8():
             ts_id, prog, pid = r.u16(), r.u16(), r.u16() & 0x1FFF

@@ -80,7 +80,11 @@ class FrontEndAdapter:
 
     def __init__(self, config: Mapping[str, Any], clock: Clock) -> None:
         settings = ServerSettings.read(
-            "front_end", config, default_port=DEFAULT_PORT, default_ack_timeout_s=5.0, error=FrontEndConfigError
+            "front_end",
+            config,
+            default_port=DEFAULT_PORT,
+            default_ack_timeout_s=5.0,
+            error=FrontEndConfigError,
         )
         self._platform_code = settings.platform_code
         self._ack_timeout = settings.ack_timeout_s

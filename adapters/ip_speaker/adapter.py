@@ -77,7 +77,11 @@ class IpSpeakerAdapter:
 
     def __init__(self, config: Mapping[str, Any], clock: Clock) -> None:
         settings = ServerSettings.read(
-            "ip_speaker", config, default_port=DEFAULT_PORT, default_ack_timeout_s=3.0, error=IpSpeakerConfigError
+            "ip_speaker",
+            config,
+            default_port=DEFAULT_PORT,
+            default_ack_timeout_s=3.0,
+            error=IpSpeakerConfigError,
         )
         try:
             variant = HeaderVariant(str(config.get("header_variant", HeaderVariant.STANDARD)))
