@@ -7,6 +7,11 @@ broker can sit between the dispatcher and an adapter without either changing. An
 and the send log. Asynchronous news from terminals (playing, played, heartbeats, faults) flows back
 through the ``AdapterSink`` the core hands to the adapter at start.
 
+An adapter family declares the keys of its ``[adapters.NAME]`` section next to its adapter, as a
+``config_schema`` attribute of the factory the ``ebc.adapters`` entry point names (Mopidy's
+per-extension schema): a mapping of key → ``ConfigKey``. The registry collects them and checks a
+section before building the adapter; a factory without one is not checked.
+
 May import the kernel (``broadcast.model``, ``broadcast.messages``, ``broadcast.clock``,
 ``broadcast.codes``) only; must never import the core's dispatcher, store or web.
 """
@@ -14,6 +19,7 @@ May import the kernel (``broadcast.model``, ``broadcast.messages``, ``broadcast.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
@@ -28,6 +34,15 @@ class Capability(StrEnum):
     STOP = "stop"
     QUERY = "query"
     RECEIPTS = "receipts"  # per-terminal played/failed reports come back
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    """One key of an adapter's config section: the types its value may have, whether it must be given."""
+
+    types: tuple[type, ...]
+    required: bool = False
+    doc: str = ""
 
 
 class AdapterSink(Protocol):

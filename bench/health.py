@@ -5,7 +5,7 @@
     .venv/bin/python bench/health.py --mode inprocess --days 30 --db var/bench-health.sqlite3
     .venv/bin/python bench/health.py --mode process --process-seconds 10 --blasters 1,2
 
-Three measurements (sim/month.py describes the first two wires):
+Three measurements (bench/month.py and bench/month_wires.py describe the first two wires):
 
 1. ``socket``: all terminals as real TCP clients on 127.0.0.1 → IpSpeakerAdapter → LinkTracker → SQLite,
    for ``--socket-hours`` of compressed time (a representative slice; a full month of ~50 M heartbeats
@@ -41,6 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import func, select
 
 from adapters.ip_speaker.adapter import IpSpeakerAdapter
+from bench.month import MonthRun, MonthSink, build_scenario, ground_truth, make_adapter, truth_days
+from bench.month_wires import InProcessWire, SocketWire
 from broadcast.app.schema import feature_tables
 from broadcast.clock import BEIJING, ManualClock, SystemClock
 from broadcast.dispatch.links import LinkTracker
@@ -50,8 +52,6 @@ from broadcast.reports.health import Period, health_report
 from broadcast.store.db import make_engine, prepare_schema
 from broadcast.store.inventory import sync_inventory
 from broadcast.store.tables import link_events
-from sim.month import MonthRun, MonthSink, build_scenario, ground_truth, make_adapter, truth_days
-from sim.month_wires import InProcessWire, SocketWire
 from terminals.inventory import default_inventory
 
 START = datetime(2026, 11, 1, tzinfo=BEIJING)
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("broadcast.dispatch.links").setLevel(logging.ERROR)
-    logging.getLogger("adapters.ip_speaker.adapter").setLevel(logging.ERROR)
+    logging.getLogger("adapters.ip_speaker").setLevel(logging.ERROR)  # the adapter, its reports and server
     with tempfile.TemporaryDirectory() as tmp:
         if args.mode in ("process", "all"):
             for n in (int(x) for x in args.blasters.split(",")):

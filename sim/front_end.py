@@ -1,15 +1,16 @@
 """A simulated street/village front-end (前端) that relays between the county and its terminals, with
 the §4.1 protocol both ways and the conventions of ``adapters.front_end.relay``.
 
-Owns: the upward TCP client (registers with the county by a heartbeat with no targets, heartbeats,
-reconnects with backoff, forwards its terminals' heartbeats and reports, stores results while the
-county link is down and forwards them after re-registering), the downward TCP server its terminals
-(``sim.ip_terminal.SimTerminal``) connect to (``sim.front_end_downlinks.Downlinks``, inherited),
-relaying each county request to every target and
-answering the county with grouped per-terminal replies, and a LOCAL village announcement (audio URL or
-text) that any county start preempts (the local broadcast is stopped on the terminals first). Reports
-about the local announcement stay here. Fault levers: ``go_offline``/``come_online`` (county link),
-``drop_next(n)`` (county frames ignored), ``reboot()``.
+Owns: registering with the county by a heartbeat with no targets, forwarding its terminals' heartbeats
+and reports (storing results while the county link is down and forwarding them after re-registering),
+relaying each county request to every target and answering the county with grouped per-terminal
+replies, and a LOCAL village announcement (audio URL or text) that any county start preempts (the
+local broadcast is stopped on the terminals first). Reports about the local announcement stay here.
+It composes the upward link (``sim.ip_client.UplinkClient``: connect, reconnect with backoff,
+heartbeat timer) and the downward TCP server its terminals (``sim.ip_terminal.SimTerminal``) connect to
+(``sim.front_end_downlinks.Downlinks``, which hands terminal news up through its ``Uplink`` protocol).
+Fault levers: ``go_offline``/``come_online`` (county link), ``drop_next(n)`` (county frames ignored),
+``reboot()``.
 
 Never imports the controller core; only tests, benchmarks and the demo import ``sim``. Sleeping here is
 deliberate (heartbeat intervals, backoff).
@@ -26,14 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from adapters.front_end.relay import group_by_body
-from adapters.ip_speaker.codec import (
-    DecodeError,
-    Frame,
-    FrameDecoder,
-    HeaderVariant,
-    PacketType,
-    encode_frame,
-)
+from adapters.ip_speaker.codec import Frame, PacketType, encode_frame
 from adapters.ip_speaker.payload_fields import (
     AUX_URL,
     BroadcastType,
@@ -42,10 +36,19 @@ from adapters.ip_speaker.payload_fields import (
     ResultCode,
     WorkState,
 )
-from adapters.ip_speaker.payloads import AuxItem, Heartbeat, Reply, StartBroadcast, StopBroadcast
+from adapters.ip_speaker.payloads import (
+    AuxItem,
+    BroadcastResult,
+    Heartbeat,
+    Reply,
+    StartBroadcast,
+    StopBroadcast,
+    TaskSwitch,
+)
 from broadcast.clock import Clock, SystemClock
 from broadcast.model import TerminalRef
-from sim.front_end_downlinks import Downlinks, _Downlink
+from sim.front_end_downlinks import Downlinks, TerminalReport
+from sim.ip_client import UplinkClient, backoff_policy
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +80,7 @@ class LocalAnnouncement:
     resumed: int = 0  # times it went back on air after a county broadcast preempted it
 
 
-class FrontEndSim(Downlinks):
+class FrontEndSim:
     def __init__(
         self,
         code: str,
@@ -94,14 +97,17 @@ class FrontEndSim(Downlinks):
     ) -> None:
         self.code = code
         self.refs = {t.resource_code: t for t in terminals}
-        self._by_address = {t.physical_address: t for t in terminals}
         self.county_host = county_host
         self.county_port = county_port
         self.relay_timeout_s = relay_timeout_s
         self.heartbeat_interval_s = heartbeat_interval_s
         self.physical_address = physical_address or ("FE" + code[-10:])
         self._clock: Clock = clock or SystemClock()
-        self._backoff = (reconnect_initial_s, reconnect_max_s)
+        self._sessions = itertools.count(1)
+        self._uplink = UplinkClient(
+            self, name=f"sim-front-end-{code}", retry=backoff_policy(reconnect_initial_s, reconnect_max_s)
+        )
+        self._downlinks = Downlinks(code, self.refs, self, self._sessions)
         self.port = 0  # where terminals connect; bound by start()
         # ground truth
         self.registrations = 0
@@ -111,16 +117,9 @@ class FrontEndSim(Downlinks):
         self.forwarded = 0
         # state
         self._county_active: dict[str, set[str]] = {}  # county EBM -> terminals accepted
-        self._down: dict[str, _Downlink] = {}
-        self._server: asyncio.Server | None = None
-        self._writer: asyncio.StreamWriter | None = None
         self._registered = asyncio.Event()
         self._binding: int | None = None
         self._power_up = True
-        self._online = False
-        self._run_task: asyncio.Task[None] | None = None
-        self._sessions = itertools.count(1)
-        self._pending: dict[tuple[str, int], asyncio.Future[bytes]] = {}
         self._unsent: list[Frame] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._drop = 0
@@ -133,24 +132,17 @@ class FrontEndSim(Downlinks):
         return self._registered.is_set()
 
     def connected_terminals(self) -> tuple[str, ...]:
-        return tuple(sorted(self._down))
+        return tuple(sorted(self._downlinks.connected()))
 
     async def start(self) -> None:
-        if self._server is None:
-            self._server = await asyncio.start_server(self._serve_terminal, "127.0.0.1", self.port)
-            self.port = self._server.sockets[0].getsockname()[1]
-        self._online = True
-        if self._run_task is None or self._run_task.done():
-            self._run_task = asyncio.create_task(self._run(), name=f"sim-front-end-{self.code}")
+        if not self._downlinks.serving:
+            self.port = await self._downlinks.open(self.port)
+        self._uplink.start()
 
     async def stop(self) -> None:
-        self._online = False
-        await self._halt_uplink()
-        await self._close_downlinks()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        await self._uplink.stop()
+        await self._downlinks.disconnect_all()
+        await self._downlinks.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -166,8 +158,7 @@ class FrontEndSim(Downlinks):
     # -- levers --------------------------------------------------------------------------------
 
     async def go_offline(self) -> None:
-        self._online = False
-        await self._halt_uplink()
+        await self._uplink.stop()
 
     async def come_online(self) -> None:
         await self.start()
@@ -178,9 +169,8 @@ class FrontEndSim(Downlinks):
 
     async def reboot(self) -> None:
         """Power-cycle: both sides drop, everything in memory is forgotten, the terminals reconnect."""
-        self._online = False
-        await self._halt_uplink()
-        await self._close_downlinks()
+        await self._uplink.stop()
+        await self._downlinks.disconnect_all()
         self._county_active.clear()
         self._unsent.clear()
         self._drop = 0
@@ -219,7 +209,7 @@ class FrontEndSim(Downlinks):
         return last if last is not None and last.preempted_by is None else None
 
     async def _start_local(self, local: LocalAnnouncement, sb: StartBroadcast) -> None:
-        codes = list(self._down)
+        codes = self._downlinks.connected()
         answers = await asyncio.gather(*(self._relay_one(c, sb.BUSINESS_TYPE, sb.encode()) for c in codes))
         local.accepted = tuple(c for c, body in zip(codes, answers, strict=True) if Reply.decode(body).ok)
 
@@ -229,9 +219,9 @@ class FrontEndSim(Downlinks):
             return
         local.preempted_by = county_ebm
         stop = StopBroadcast(local.ebm_id).encode()
-        for code in list(self._down):  # sent before the county start on the same connection
+        for code in self._downlinks.connected():  # sent before the county start on the same connection
             with contextlib.suppress(ConnectionError):
-                self._send_down(
+                self._downlinks.send(
                     code,
                     Frame(
                         next(self._sessions),
@@ -245,66 +235,47 @@ class FrontEndSim(Downlinks):
 
     # -- uplink (to the county) ----------------------------------------------------------------
 
-    async def _halt_uplink(self) -> None:
-        task, self._run_task = self._run_task, None
-        if self._writer is not None:
-            self._writer.close()
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    # what the uplink client asks of its device (sim.ip_client.ClientPeer)
 
-    async def _run(self) -> None:
-        initial, cap = self._backoff
-        backoff = initial
-        while self._online:
-            try:
-                reader, writer = await asyncio.open_connection(self.county_host, self.county_port)
-            except OSError:
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, cap)
-                continue
-            await self._uplink(reader, writer)
-            if self.registrations:
-                backoff = initial
-            if self._online:
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, cap)
+    def endpoint(self) -> tuple[str, int]:
+        return self.county_host, self.county_port
 
-    async def _uplink(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writer = writer
-        decoder = FrameDecoder(HeaderVariant.STANDARD)
+    def on_connected(self) -> None:
         self._binding = self._up(
             Heartbeat(WorkState.IDLE, self._power_up, self.physical_address.encode()), ()
         )
-        beat = asyncio.create_task(self._heartbeats())
-        try:
-            while True:
-                data = await reader.read(1 << 16)
-                if not data:
-                    break
-                for item in decoder.feed(data):
-                    if not isinstance(item, DecodeError):
-                        self._on_county_frame(item)
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            beat.cancel()
-            self._writer = None
-            self._registered.clear()
-            writer.close()
 
-    async def _heartbeats(self) -> None:
-        while True:
-            await asyncio.sleep(self.heartbeat_interval_s)
-            self._up(Heartbeat(WorkState.IDLE, False, self.physical_address.encode()), ())
+    def on_frame(self, frame: Frame) -> None:
+        self._on_county_frame(frame)
+
+    def send_heartbeat(self) -> None:
+        self._up(Heartbeat(WorkState.IDLE, False, self.physical_address.encode()), ())
+
+    def on_disconnected(self) -> None:
+        self._registered.clear()
+
+    # what the terminal side hands up (sim.front_end_downlinks.Uplink)
+
+    def forward_up(self, code: str, frame: Frame) -> None:
+        self._forward(code, frame)
+
+    def terminal_report(self, code: str, frame: Frame, report: TerminalReport) -> None:
+        """Reports about the local announcement stay here; the rest go up (a result also ends the
+        terminal's part in that county broadcast)."""
+        local = {a.ebm_id: a for a in self.locals}
+        ebm_id = report.ebm_id if isinstance(report, TaskSwitch | BroadcastResult) else None
+        if ebm_id is not None and ebm_id in local:
+            local[ebm_id].reports.append((code, frame.business_type))
+            return
+        if isinstance(report, BroadcastResult):
+            self._finish(report.ebm_id, (code,))
+        self._forward(code, frame)
+
+    def terminal_lost(self, code: str) -> None:
+        self._up(Heartbeat(WorkState.OFFLINE, False, self.refs[code].physical_address.encode()), (code,))
 
     def _send_up(self, frame: Frame) -> bool:
-        writer = self._writer
-        if writer is None or writer.is_closing():
-            return False
-        writer.write(encode_frame(frame))
-        return True
+        return self._uplink.send(encode_frame(frame))
 
     def _up(self, payload: Heartbeat, targets: tuple[str, ...]) -> int | None:
         session = next(self._sessions) & 0xFFFFFFFF
@@ -352,7 +323,7 @@ class FrontEndSim(Downlinks):
         self.registrations += 1
         self._power_up = False
         self._registered.set()
-        for code in self._down:  # tell the county who is here
+        for code in self._downlinks.connected():  # tell the county who is here
             self._up(Heartbeat(WorkState.IDLE, False, self.refs[code].physical_address.encode()), (code,))
         unsent, self._unsent = self._unsent, []
         for frame in unsent:
@@ -411,25 +382,7 @@ class FrontEndSim(Downlinks):
             )
 
     async def _relay_one(self, code: str, business_type: int, data: bytes) -> bytes:
-        if code not in self.refs:
-            return Reply(ResultCode.RESOURCE_CODE_INVALID, f"终端 {code} 不在前端 {self.code} 之后").encode()
-        if code not in self._down:
-            return Reply(ResultCode.TERMINAL_OFFLINE, f"终端 {code} 未连接前端").encode()
-        session = next(self._sessions) & 0xFFFFFFFF
-        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._pending[(code, session)] = fut
-        try:
-            self._send_down(code, Frame(session, PacketType.REQUEST, self.code, (code,), business_type, data))
-            async with asyncio.timeout(self.relay_timeout_s):
-                return await fut
-        except TimeoutError:
-            return Reply(
-                ResultCode.TIMEOUT, f"终端 {code} 未在 {self.relay_timeout_s:g} 秒内应答前端"
-            ).encode()
-        except ConnectionError:
-            return Reply(ResultCode.TERMINAL_OFFLINE, f"终端 {code} 与前端的连接断开").encode()
-        finally:
-            self._pending.pop((code, session), None)
+        return await self._downlinks.relay(code, business_type, data, self.relay_timeout_s)
 
     def _finish(self, ebm_id: str, codes: Sequence[str]) -> None:
         active = self._county_active.get(ebm_id)

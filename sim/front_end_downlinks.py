@@ -1,29 +1,22 @@
 """The downward side of a simulated front-end (sim.front_end.FrontEndSim): the TCP server its terminals
 (``sim.ip_terminal.SimTerminal``) connect to, binding each connection by its first heartbeat, answering
-terminal requests, and handing their heartbeats and reports to the front-end's uplink (reports about the
-front-end's own local announcement stay here).
+terminal requests, relaying one request to one terminal and waiting for its reply, and handing the
+terminals' heartbeats, reports and losses up through the small ``Uplink`` protocol the front-end gives it.
 
-Owns ``Downlinks``, the terminal-side half of ``FrontEndSim`` (a mixin it inherits). Never talks to the
-county itself (it asks the front-end's ``_up`` / ``_forward`` / ``_finish``), and never imports the
-controller core.
+Owns ``Downlinks`` (composed by ``FrontEndSim``). Never talks to the county itself, never decides what a
+terminal's report means for the front-end (that is the ``Uplink``'s), and never imports the controller
+core.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from adapters.ip_speaker.codec import (
-    DecodeError,
-    Frame,
-    FrameDecoder,
-    HeaderVariant,
-    PacketType,
-    encode_frame,
-)
-from adapters.ip_speaker.payload_fields import PayloadError, ResultCode, WorkState
+from adapters.ip_speaker.codec import Frame, PacketType, encode_frame
+from adapters.ip_speaker.payload_fields import PayloadError, ResultCode
 from adapters.ip_speaker.payloads import (
     BroadcastRecords,
     BroadcastResult,
@@ -33,9 +26,22 @@ from adapters.ip_speaker.payloads import (
     TaskSwitch,
 )
 from broadcast.model import TerminalRef
+from sim.ip_client import read_frames
 
-if TYPE_CHECKING:
-    from sim.front_end import LocalAnnouncement
+TerminalReport = TaskSwitch | BroadcastResult | BroadcastRecords | FaultReport
+
+
+class Uplink(Protocol):
+    """What the terminal side hands up to its front-end."""
+
+    def forward_up(self, code: str, frame: Frame) -> None:
+        """A terminal's heartbeat (the registering one too), to be forwarded to the county."""
+
+    def terminal_report(self, code: str, frame: Frame, report: TerminalReport) -> None:
+        """A terminal's report (already answered OK)."""
+
+    def terminal_lost(self, code: str) -> None:
+        """A bound terminal's connection ended."""
 
 
 @dataclass(eq=False)
@@ -45,31 +51,42 @@ class _Downlink:
 
 
 class Downlinks:
-    """The terminal-side half of ``FrontEndSim``; the front-end provides the attributes and uplink methods."""
+    """The terminal-side half of a simulated front-end; see the module docstring."""
 
-    code: str
-    refs: dict[str, TerminalRef]
-    locals: list[LocalAnnouncement]
-    _by_address: dict[str, TerminalRef]
-    _down: dict[str, _Downlink]
-    _pending: dict[tuple[str, int], asyncio.Future[bytes]]
+    def __init__(
+        self, code: str, refs: Mapping[str, TerminalRef], uplink: Uplink, sessions: Iterator[int]
+    ) -> None:
+        self.code = code
+        self._refs = refs
+        self._by_address = {t.physical_address: t for t in refs.values()}
+        self._uplink = uplink
+        self._sessions = sessions  # shared with the uplink: one session counter per front-end
+        self._down: dict[str, _Downlink] = {}
+        self._pending: dict[tuple[str, int], asyncio.Future[bytes]] = {}
+        self._server: asyncio.Server | None = None
 
-    def _up(self, payload: Heartbeat, targets: tuple[str, ...]) -> int | None:
-        raise NotImplementedError
+    @property
+    def serving(self) -> bool:
+        return self._server is not None
 
-    def _forward(self, code: str, frame: Frame) -> None:
-        raise NotImplementedError
+    def connected(self) -> list[str]:
+        """Codes of the terminals bound now, in the order they connected."""
+        return list(self._down)
 
-    def _finish(self, ebm_id: str, codes: Sequence[str]) -> None:
-        raise NotImplementedError
+    async def open(self, port: int) -> int:
+        """Listen on 127.0.0.1:``port`` (0: ephemeral); returns the bound port."""
+        self._server = await asyncio.start_server(self._serve_terminal, "127.0.0.1", port)
+        bound: int = self._server.sockets[0].getsockname()[1]
+        return bound
 
-    def _send_down(self, code: str, frame: Frame) -> None:
-        link = self._down.get(code)
-        if link is None or link.writer.is_closing():
-            raise ConnectionError(f"terminal {code} is not connected")
-        link.writer.write(encode_frame(frame))
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
 
-    async def _close_downlinks(self) -> None:
+    async def disconnect_all(self) -> None:
+        """Drop every terminal's connection (a front-end restart); requests waiting on them fail."""
         links = list(self._down.values())
         self._down.clear()
         for link in links:
@@ -78,21 +95,39 @@ class Downlinks:
             if not fut.done():
                 fut.set_exception(ConnectionError("front-end restarted"))
 
+    def send(self, code: str, frame: Frame) -> None:
+        link = self._down.get(code)
+        if link is None or link.writer.is_closing():
+            raise ConnectionError(f"terminal {code} is not connected")
+        link.writer.write(encode_frame(frame))
+
+    async def relay(self, code: str, business_type: int, data: bytes, timeout_s: float) -> bytes:
+        """Send one request to terminal ``code`` and return its reply body — or the reply the front-end
+        gives in its place (59 not behind this front-end, 72 not connected, 11 no answer in time)."""
+        if code not in self._refs:
+            return Reply(ResultCode.RESOURCE_CODE_INVALID, f"终端 {code} 不在前端 {self.code} 之后").encode()
+        if code not in self._down:
+            return Reply(ResultCode.TERMINAL_OFFLINE, f"终端 {code} 未连接前端").encode()
+        session = next(self._sessions) & 0xFFFFFFFF
+        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._pending[(code, session)] = fut
+        try:
+            self.send(code, Frame(session, PacketType.REQUEST, self.code, (code,), business_type, data))
+            async with asyncio.timeout(timeout_s):
+                return await fut
+        except TimeoutError:
+            return Reply(ResultCode.TIMEOUT, f"终端 {code} 未在 {timeout_s:g} 秒内应答前端").encode()
+        except ConnectionError:
+            return Reply(ResultCode.TERMINAL_OFFLINE, f"终端 {code} 与前端的连接断开").encode()
+        finally:
+            self._pending.pop((code, session), None)
+
+    # -- one terminal's connection ---------------------------------------------------------------
+
     async def _serve_terminal(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         link = _Downlink(writer)
-        decoder = FrameDecoder(HeaderVariant.STANDARD)
         try:
-            while True:
-                data = await reader.read(1 << 16)
-                if not data:
-                    break
-                for item in decoder.feed(data):
-                    if not isinstance(item, DecodeError):
-                        self._on_terminal_frame(link, item)
-                if writer.is_closing():
-                    break
-        except (ConnectionError, OSError):
-            pass
+            await read_frames(reader, lambda frame: self._on_terminal_frame(link, frame), writer=writer)
         finally:
             writer.close()
             code = link.code
@@ -101,8 +136,7 @@ class Downlinks:
                 for (c, _), fut in list(self._pending.items()):
                     if c == code and not fut.done():
                         fut.set_exception(ConnectionError("terminal link lost"))
-                ref = self.refs[code]
-                self._up(Heartbeat(WorkState.OFFLINE, False, ref.physical_address.encode()), (code,))
+                self._uplink.terminal_lost(code)
 
     def _answer(self, link: _Downlink, frame: Frame, result: int, desc: str = "") -> None:
         out = Frame(
@@ -135,10 +169,10 @@ class Downlinks:
             return
         if isinstance(payload, Heartbeat):
             self._answer(link, frame, ResultCode.OK)
-            self._forward(link.code, frame)
+            self._uplink.forward_up(link.code, frame)
         elif isinstance(payload, TaskSwitch | BroadcastResult | BroadcastRecords | FaultReport):
             self._answer(link, frame, ResultCode.OK)
-            self._on_report(link.code, frame, payload)
+            self._uplink.terminal_report(link.code, frame, payload)
         else:
             self._answer(link, frame, ResultCode.UNSUPPORTED, "前端不受理该业务")
 
@@ -158,14 +192,4 @@ class Downlinks:
         if old is not None:
             old.writer.close()
         self._answer(link, frame, ResultCode.OK)
-        self._forward(ref.resource_code, frame)
-
-    def _on_report(self, code: str, frame: Frame, payload: object) -> None:
-        local = {a.ebm_id: a for a in self.locals}
-        ebm_id = payload.ebm_id if isinstance(payload, TaskSwitch | BroadcastResult) else None
-        if ebm_id is not None and ebm_id in local:
-            local[ebm_id].reports.append((code, frame.business_type))
-            return
-        if isinstance(payload, BroadcastResult):
-            self._finish(payload.ebm_id, (code,))
-        self._forward(code, frame)
+        self._uplink.forward_up(ref.resource_code, frame)

@@ -2,9 +2,9 @@
 instruction plays, preempts or is refused busy, streaming the audio, "playing" it for its real duration ×
 ``time_scale``, the ground-truth ``PlayRecord`` and the task-switch / broadcast-result reports it makes.
 
-Owns ``Playback``, the playback half of ``SimTerminal`` (a mixin it inherits), and ``terminal_rank``.
-Never opens or keeps the link to the controller, never sends frames itself (it asks the terminal's
-``_respond`` / ``_request`` / ``_report``), and never imports the controller core.
+Owns ``Playback`` (composed by ``SimTerminal``, which hands it the ``PlaybackLink`` it answers and
+reports through) and ``terminal_rank``. Never opens or keeps the link to the controller, never sends
+frames itself, never applies the terminal's fault levers, and never imports the controller core.
 Sleeping here is deliberate: it stands in for playback time.
 """
 
@@ -16,20 +16,17 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 import aiohttp
 
-from adapters.ip_speaker.codec import (
-    Frame,
-)
-from adapters.ip_speaker.params import QueryReply
+from adapters.ip_speaker.codec import Frame
 from adapters.ip_speaker.payload_fields import ResultCode, TaskFlag, TaskType, WorkState
-from adapters.ip_speaker.payloads import BroadcastResult, Reply, RequestPayload, StartBroadcast, TaskSwitch
+from adapters.ip_speaker.payloads import BroadcastResult, Reply, StartBroadcast, TaskSwitch
 from broadcast.clock import Clock
 from sim.mp3 import NotMpegAudio, mpeg_duration
 
-# The terminal's logger name, so one logger covers the whole simulated terminal.
-log = logging.getLogger("sim.ip_terminal")
+log = logging.getLogger(__name__)
 
 FETCH_FAILED = "音频获取失败"
 STREAM_BROKEN = "音频流中断"
@@ -59,50 +56,59 @@ class PlayRecord:
     completed: bool = False
 
 
+class PlaybackLink(Protocol):
+    """What playback asks of its terminal."""
+
+    def answer_start(self, frame: Frame, reply: Reply) -> None:
+        """Answer the controller's start instruction ``frame``."""
+
+    def send_task_switch(self, ts: TaskSwitch) -> None:
+        """Report a task switch to the controller now (lost if the link is down)."""
+
+    def send_result(self, result: BroadcastResult) -> None:
+        """Report a broadcast result (stored and forwarded if the link is down)."""
+
+    def set_work_state(self, state: WorkState) -> None: ...
+
+
 class Playback:
-    """The playback half of ``SimTerminal``; the terminal provides the attributes and the link methods."""
+    """What one simulated terminal plays; see the module docstring."""
 
-    code: str
-    time_scale: float
-    stream_stall_s: float
-    played: list[PlayRecord]
-    duplicates_ignored: int
-    fetch_failures: int
-    work_state: WorkState
-    _http: aiohttp.ClientSession
-    _clock: Clock
-    _known: set[str]
-    _interrupted: set[str]
-    _current: StartBroadcast | None
-    _play_task: asyncio.Task[None] | None
-    _playing: str | None
-    _cancel_reason: str
-    _nack: list[int]
-    _reject_all: int | None
-    _delay_s: float
+    def __init__(
+        self,
+        code: str,
+        http: aiohttp.ClientSession,
+        clock: Clock,
+        link: PlaybackLink,
+        *,
+        time_scale: float = 1.0,
+        stream_stall_s: float = 60.0,
+    ) -> None:
+        self.code = code
+        self.time_scale = time_scale
+        self.stream_stall_s = stream_stall_s  # longest silence on the audio connection before giving up
+        self._http = http
+        self._clock = clock
+        self._link = link
+        # ground truth
+        self.played: list[PlayRecord] = []
+        self.duplicates_ignored = 0
+        self.fetch_failures = 0
+        # state
+        self._known: set[str] = set()
+        self._interrupted: set[str] = set()  # preempted before completing: a new start resumes them
+        self._current: StartBroadcast | None = None  # what the play task is playing (or fetching)
+        self._play_task: asyncio.Task[None] | None = None
+        self._playing: str | None = None
+        self._cancel_reason = STOPPED
 
-    def _respond(self, frame: Frame, reply: Reply | QueryReply) -> None:
-        raise NotImplementedError
+    @property
+    def playing(self) -> str | None:
+        return self._playing
 
-    def _request(self, payload: RequestPayload, source: str | None = None) -> int | None:
-        raise NotImplementedError
-
-    def _report(self, result: BroadcastResult) -> None:
-        raise NotImplementedError
-
-    def _now(self) -> int:
-        raise NotImplementedError
-
-    def _on_start(self, frame: Frame, sb: StartBroadcast) -> None:
-        if self._nack:
-            self._respond(frame, Reply(self._nack.pop(0), "终端忙"))
-            return
-        if self._reject_all is not None:
-            self._respond(frame, Reply(self._reject_all, "终端拒绝"))
-            return
-        if frame.targets and self.code not in frame.targets:
-            self._respond(frame, Reply(ResultCode.RESOURCE_CODE_INVALID, "目标不含本终端"))
-            return
+    def start(self, frame: Frame, sb: StartBroadcast, delay_s: float) -> None:
+        """A start instruction the terminal accepts to consider (its levers passed): answer it and play,
+        or refuse it busy, or acknowledge a duplicate. Reports wait ``delay_s`` (the delayed reply)."""
         if sb.ebm_id in self._known and sb.ebm_id not in self._interrupted:
             self._respond(frame, Reply(ResultCode.OK))
             self.duplicates_ignored += 1
@@ -120,12 +126,41 @@ class Playback:
             # something played to the end is still a duplicate).
             self._interrupted.add(current.ebm_id)
         if current is not None and terminal_rank(sb) > terminal_rank(current):
-            self._cancel_playback(INTERRUPTED)
+            self.cancel(INTERRUPTED)
         else:
-            self._cancel_playback(PREEMPTED)
-        delay = self._delay_s
+            self.cancel(PREEMPTED)
         self._current = sb
-        self._play_task = asyncio.create_task(self._play(sb, delay))
+        self._play_task = asyncio.create_task(self._play(sb, delay_s))
+
+    def stop(self, ebm_id: str) -> None:
+        """A stop instruction: ends ``ebm_id`` if it is playing."""
+        if self._playing == ebm_id:
+            self.cancel(STOPPED)
+            # Stopped before its end: a later start of it is a new instruction, not a duplicate.
+            self._interrupted.add(ebm_id)
+
+    def forget(self) -> None:
+        """After a reboot: what was sent before is unknown again (the ground truth stays)."""
+        self._known.clear()
+        self._interrupted.clear()
+
+    def cancel(self, reason: str, report: bool = True) -> None:
+        task = self._play_task
+        if task is not None and not task.done():
+            self._cancel_reason = reason if report else ""
+            task.cancel()
+
+    async def wait(self) -> None:
+        """Until the current playback (if any) has ended."""
+        if self._play_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._play_task
+
+    def _respond(self, frame: Frame, reply: Reply) -> None:
+        self._link.answer_start(frame, reply)
+
+    def _now(self) -> int:
+        return int(self._clock.now().timestamp())
 
     # -- playback ------------------------------------------------------------------------------
 
@@ -164,7 +199,7 @@ class Playback:
                 log.debug("sim terminal %s: fetching %s failed: %s", self.code, sb.url, exc)
                 now = self._now()
                 if record is None:
-                    self._report(BroadcastResult(sb.ebm_id, 0, FETCH_FAILED, now, now, 0, now))
+                    self._link.send_result(BroadcastResult(sb.ebm_id, 0, FETCH_FAILED, now, now, 0, now))
                     return
                 self._end(record, sb, task_type, start, STREAM_BROKEN)
                 return
@@ -179,9 +214,9 @@ class Playback:
         record = PlayRecord(sb.ebm_id, self._clock.now())
         self.played.append(record)
         self._playing = sb.ebm_id
-        self.work_state = WorkState.BROADCASTING
+        self._link.set_work_state(WorkState.BROADCASTING)
         start = self._now()
-        self._request(TaskSwitch(TaskFlag.START, task_type, sb.ebm_id, start))
+        self._link.send_task_switch(TaskSwitch(TaskFlag.START, task_type, sb.ebm_id, start))
         return record, start
 
     def _end(
@@ -191,19 +226,19 @@ class Playback:
         record.ended_at = max(record.started_at, self._clock.now())
         record.completed = failure is None
         self._playing = None
-        self.work_state = WorkState.IDLE
+        self._link.set_work_state(WorkState.IDLE)
         now = self._now()
         if failure is None:
-            self._report(BroadcastResult(sb.ebm_id, 1, "播发成功", start, max(start, now), 1, now))
+            self._link.send_result(BroadcastResult(sb.ebm_id, 1, "播发成功", start, max(start, now), 1, now))
         elif failure == INTERRUPTED:
             # Interrupted, not finished: the task ends (TaskSwitch end) and the result is reported when
             # it is resumed and completes, so the controller can put it back on air.
             pass
         elif failure:
-            self._report(BroadcastResult(sb.ebm_id, 0, failure, start, now, 0, now))
+            self._link.send_result(BroadcastResult(sb.ebm_id, 0, failure, start, now, 0, now))
         else:
             return
-        self._request(TaskSwitch(TaskFlag.END, task_type, sb.ebm_id, now))
+        self._link.send_task_switch(TaskSwitch(TaskFlag.END, task_type, sb.ebm_id, now))
 
     @contextlib.asynccontextmanager
     async def _open_audio(self, url: str | None) -> AsyncIterator[aiohttp.ClientResponse]:

@@ -1,11 +1,12 @@
 """A simulated IP loudspeaker terminal (大喇叭/音柱) speaking the real 0xFEFD protocol to the controller,
 with its own ground truth of what it played and named fault levers (pyatv-style fake device).
 
-Owns: the terminal's TCP client (connect, register by heartbeat, heartbeat, reconnect with backoff),
-answering start/stop/query, the fault levers and the reports. Streaming and "playing" the audio (playing
-starts with the first audio bytes — a live programme's opening chime — and lasts its real duration ×
-``time_scale``, at least until the stream ends) is ``sim.ip_playback.Playback``, which ``SimTerminal``
-inherits. Uses the same codec as the adapter.
+Owns: registering by heartbeat, answering start/stop/query/set, the fault levers and the reports. The
+link itself (connect, reconnect with backoff, heartbeat timer) is ``sim.ip_client.UplinkClient``;
+streaming and "playing" the audio (playing starts with the first audio bytes — a live programme's
+opening chime — and lasts its real duration × ``time_scale``, at least until the stream ends) is
+``sim.ip_playback.Playback``. ``SimTerminal`` composes both and hands each the small protocol it asks
+for. Uses the same codec as the adapter.
 
 Never imports the controller core; only tests, the benchmark and the demo runner import ``sim``.
 Sleeping here is deliberate: it stands in for playback time, heartbeat intervals and backoff.
@@ -14,21 +15,13 @@ Sleeping here is deliberate: it stands in for playback time, heartbeat intervals
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 from collections.abc import Callable
 
 import aiohttp
 
-from adapters.ip_speaker.codec import (
-    DecodeError,
-    Frame,
-    FrameDecoder,
-    HeaderVariant,
-    PacketType,
-    encode_frame,
-)
+from adapters.ip_speaker.codec import Frame, HeaderVariant, PacketType, encode_frame
 from adapters.ip_speaker.params import Query, QueryReply, ReturnAddress, SetParams
 from adapters.ip_speaker.payload_fields import (
     AddressType,
@@ -48,42 +41,19 @@ from adapters.ip_speaker.payloads import (
     RequestPayload,
     StartBroadcast,
     StopBroadcast,
+    TaskSwitch,
 )
 from broadcast.clock import Clock, SystemClock
 from broadcast.model import TerminalRef
-from sim.ip_playback import (
-    AUDIBLE_BYTES,
-    BUSY_DESC,
-    FETCH_FAILED,
-    INTERRUPTED,
-    PREEMPTED,
-    STOPPED,
-    STREAM_BROKEN,
-    Playback,
-    PlayRecord,
-    terminal_rank,
-)
-
-__all__ = [
-    "AUDIBLE_BYTES",
-    "BUSY_DESC",
-    "FETCH_FAILED",
-    "INTERRUPTED",
-    "PREEMPTED",
-    "STOPPED",
-    "STREAM_BROKEN",
-    "SW_VERSION",
-    "PlayRecord",
-    "SimTerminal",
-    "terminal_rank",
-]
+from sim.ip_client import UplinkClient, backoff_policy
+from sim.ip_playback import STOPPED, Playback, PlayRecord
 
 log = logging.getLogger(__name__)
 
 SW_VERSION = "sim-1.0"
 
 
-class SimTerminal(Playback):
+class SimTerminal:
     def __init__(
         self,
         ref: TerminalRef,
@@ -104,43 +74,32 @@ class SimTerminal(Playback):
         self.code = ref.resource_code
         self.host = host
         self.port = port
-        self.time_scale = time_scale
-        self.stream_stall_s = stream_stall_s  # longest silence on the audio connection before giving up
         self.heartbeat_interval_s = heartbeat_interval_s
-        self._http = http
         self._variant = header_variant
         self._clock: Clock = clock or SystemClock()
-        self._backoff = (reconnect_initial_s, reconnect_max_s)
         self._on_registered = on_registered
+        self._uplink = UplinkClient(
+            self, name=f"sim-terminal-{self.code}", retry=backoff_policy(reconnect_initial_s, reconnect_max_s)
+        )
+        self._playback = Playback(
+            self.code, http, self._clock, self, time_scale=time_scale, stream_stall_s=stream_stall_s
+        )
         # ground truth
-        self.played: list[PlayRecord] = []
-        self.duplicates_ignored = 0
         self.frames_received = 0
         self.frames_sent = 0
         self.registrations = 0  # OK replies to the heartbeat that opens a link
         self._unsent_results: list[BroadcastResult] = []
         self.first_registrations = 0  # of which carried the power-up flag
         self.rejections: list[Reply] = []  # non-OK platform replies to our reports
-        self.fetch_failures = 0
         self.volume = 80
         self.assigned_code: str | None = None  # a resource code set by 0x12
         self.work_state = WorkState.IDLE
         # link
-        self._online = False
         self._power_up = True
-        self._run_task: asyncio.Task[None] | None = None
-        self._writer: asyncio.StreamWriter | None = None
         self._registered = asyncio.Event()
         self._sessions = itertools.count(1)
         self._awaiting: dict[int, int] = {}  # our request session → business type
         self._binding_session: int | None = None
-        # playback
-        self._known: set[str] = set()
-        self._interrupted: set[str] = set()  # preempted before completing: a new start resumes them
-        self._current: StartBroadcast | None = None  # what the play task is playing (or fetching)
-        self._play_task: asyncio.Task[None] | None = None
-        self._playing: str | None = None
-        self._cancel_reason = STOPPED
         # levers
         self._drop = 0
         self._delay_s = 0.0
@@ -148,7 +107,40 @@ class SimTerminal(Playback):
         self._reject_all: int | None = None
         self._corrupt = 0
         self._lies: list[tuple[BroadcastResult, str | None]] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- what playback did (ground truth) ------------------------------------------------------
+
+    @property
+    def playing(self) -> str | None:
+        return self._playback.playing
+
+    @property
+    def played(self) -> list[PlayRecord]:
+        return self._playback.played
+
+    @property
+    def duplicates_ignored(self) -> int:
+        return self._playback.duplicates_ignored
+
+    @property
+    def fetch_failures(self) -> int:
+        return self._playback.fetch_failures
+
+    @property
+    def time_scale(self) -> float:
+        return self._playback.time_scale
+
+    @time_scale.setter
+    def time_scale(self, value: float) -> None:
+        self._playback.time_scale = value
+
+    @property
+    def stream_stall_s(self) -> float:
+        return self._playback.stream_stall_s
+
+    @stream_stall_s.setter
+    def stream_stall_s(self, value: float) -> None:
+        self._playback.stream_stall_s = value
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -156,24 +148,13 @@ class SimTerminal(Playback):
     def registered(self) -> bool:
         return self._registered.is_set()
 
-    @property
-    def playing(self) -> str | None:
-        return self._playing
-
     async def start(self) -> None:
-        self._online = True
-        if self._run_task is None or self._run_task.done():
-            self._run_task = asyncio.create_task(self._run(), name=f"sim-terminal-{self.code}")
+        self._uplink.start()
 
     async def stop(self) -> None:
-        self._online = False
-        await self._halt_link()
-        self._cancel_playback(STOPPED)
-        for task in list(self._tasks):
-            task.cancel()
-        if self._play_task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._play_task
+        await self._uplink.stop()
+        self._playback.cancel(STOPPED)
+        await self._playback.wait()
 
     async def wait_registered(self, within_s: float) -> bool:
         try:
@@ -187,19 +168,16 @@ class SimTerminal(Playback):
 
     async def go_offline(self) -> None:
         """Drop the link and stay away until ``come_online()``."""
-        self._online = False
-        await self._halt_link()
+        await self._uplink.stop()
 
     async def come_online(self) -> None:
         await self.start()
 
     async def reboot(self) -> None:
         """Drop the link, forget what it played (not the ground truth), re-register as powered up."""
-        self._online = False
-        await self._halt_link()
-        self._cancel_playback(STOPPED, report=False)
-        self._known.clear()
-        self._interrupted.clear()
+        await self._uplink.stop()
+        self._playback.cancel(STOPPED, report=False)
+        self._playback.forget()
         self._drop, self._delay_s, self._nack, self._reject_all, self._corrupt = 0, 0.0, [], None, 0
         self.work_state = WorkState.IDLE
         self._power_up = True
@@ -243,7 +221,7 @@ class SimTerminal(Playback):
         self._request(FaultReport(FaultFlag.FAULT, fault_type, desc, self._now()))
 
     def recover(self) -> None:
-        self.work_state = WorkState.BROADCASTING if self._playing else WorkState.IDLE
+        self.work_state = WorkState.BROADCASTING if self.playing else WorkState.IDLE
         self._request(FaultReport(FaultFlag.RECOVERED, 0, "", self._now()))
 
     def send_heartbeat(self) -> None:
@@ -292,69 +270,41 @@ class SimTerminal(Playback):
     def _now(self) -> int:
         return int(self._clock.now().timestamp())
 
-    async def _halt_link(self) -> None:
-        task, self._run_task = self._run_task, None
-        if self._writer is not None:
-            self._writer.close()
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    # what the uplink client asks of its device (sim.ip_client.ClientPeer)
 
-    async def _run(self) -> None:
-        initial, cap = self._backoff
-        backoff = initial
-        while self._online:
-            try:
-                reader, writer = await asyncio.open_connection(self.host, self.port)
-            except OSError:
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, cap)
-                continue
-            await self._session(reader, writer)
-            if self.registrations:
-                backoff = initial
-            if self._online:
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, cap)
+    def endpoint(self) -> tuple[str, int]:
+        return self.host, self.port
 
-    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writer = writer
-        decoder = FrameDecoder(HeaderVariant.STANDARD)
+    def on_connected(self) -> None:
         self._binding_session = self._request(Heartbeat(self.work_state, self._power_up, self._address()))
-        beat = asyncio.create_task(self._heartbeats())
-        try:
-            while True:
-                data = await reader.read(1 << 16)
-                if not data:
-                    break
-                for item in decoder.feed(data):
-                    if not isinstance(item, DecodeError):
-                        self._on_frame(item)
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            beat.cancel()
-            self._writer = None
-            self._registered.clear()
-            self._awaiting.clear()
-            writer.close()
 
-    async def _heartbeats(self) -> None:
-        while True:
-            await asyncio.sleep(self.heartbeat_interval_s)
-            self.send_heartbeat()
+    def on_disconnected(self) -> None:
+        self._registered.clear()
+        self._awaiting.clear()
+
+    # what playback asks of its terminal (sim.ip_playback.PlaybackLink)
+
+    def answer_start(self, frame: Frame, reply: Reply) -> None:
+        self._respond(frame, reply)
+
+    def send_task_switch(self, ts: TaskSwitch) -> None:
+        self._request(ts)
+
+    def send_result(self, result: BroadcastResult) -> None:
+        self._report(result)
+
+    def set_work_state(self, state: WorkState) -> None:
+        self.work_state = state
 
     def _send(self, frame: Frame) -> bool:
-        writer = self._writer
-        if writer is None or writer.is_closing():
+        if not self._uplink.connected:
             return False
         data = encode_frame(frame, self._variant)
         if self._corrupt:
             self._corrupt -= 1
             pos = len(data) - 5  # the last byte before the CRC: only the checksum can notice
             data = data[:pos] + bytes((data[pos] ^ 0xFF,)) + data[pos + 1 :]
-        writer.write(data)
+        self._uplink.send(data)
         self.frames_sent += 1
         return True
 
@@ -386,7 +336,7 @@ class SimTerminal(Playback):
 
     # -- incoming ------------------------------------------------------------------------------
 
-    def _on_frame(self, frame: Frame) -> None:
+    def on_frame(self, frame: Frame) -> None:
         self.frames_received += 1
         if self._drop:
             self._drop -= 1
@@ -402,10 +352,7 @@ class SimTerminal(Playback):
         if isinstance(payload, StartBroadcast):
             self._on_start(frame, payload)
         elif isinstance(payload, StopBroadcast):
-            if self._playing == payload.ebm_id:
-                self._cancel_playback(STOPPED)
-                # Stopped before its end: a later start of it is a new instruction, not a duplicate.
-                self._interrupted.add(payload.ebm_id)
+            self._playback.stop(payload.ebm_id)
             self._respond(frame, Reply(ResultCode.OK))
         elif isinstance(payload, Query):
             reply = QueryReply.build(
@@ -422,6 +369,19 @@ class SimTerminal(Playback):
             self._respond(frame, self._on_set(payload))
         else:
             self._respond(frame, Reply(ResultCode.UNSUPPORTED, "终端不受理该业务"))
+
+    def _on_start(self, frame: Frame, sb: StartBroadcast) -> None:
+        """The levers and the addressing first; then playback decides (play, busy or duplicate)."""
+        if self._nack:
+            self._respond(frame, Reply(self._nack.pop(0), "终端忙"))
+            return
+        if self._reject_all is not None:
+            self._respond(frame, Reply(self._reject_all, "终端拒绝"))
+            return
+        if frame.targets and self.code not in frame.targets:
+            self._respond(frame, Reply(ResultCode.RESOURCE_CODE_INVALID, "目标不含本终端"))
+            return
+        self._playback.start(frame, sb, self._delay_s)
 
     def _on_reply(self, frame: Frame) -> None:
         btype = self._awaiting.pop(frame.session_id, None)

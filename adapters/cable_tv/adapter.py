@@ -22,15 +22,14 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from adapters.base import AdapterSink, Capability
+from adapters.base import AdapterSink, Capability, ConfigKey
 from adapters.cable_tv.link import (
     Command,
     LinkDecoder,
     LinkFrame,
     LinkReject,
-    NackReason,
     ebm_payload,
     insert_payload,
     parse_nack,
@@ -62,6 +61,20 @@ _LOG = logging.getLogger(__name__)
 
 
 LinkFailure = LineFailure  # the cable name for the shared serial-exchange failure kinds
+_NUM = (int, float)
+
+# The keys of [adapters.cable_tv] (checked by the registry before the adapter is built).
+CONFIG_SCHEMA: dict[str, ConfigKey] = {
+    "url": ConfigKey((str,), required=True),
+    "resource_code": ConfigKey((str,), required=True),
+    "baudrate": ConfigKey((int,)),
+    "original_network_id": ConfigKey((int,)),
+    "ack_timeout_s": ConfigKey(_NUM),
+    "retransmits": ConfigKey((int,)),
+    "agency_name": ConfigKey((str,)),
+    "language": ConfigKey((str,)),
+    "ebit_resource_codes": ConfigKey((list,)),
+}
 
 
 @dataclass(frozen=True)
@@ -158,6 +171,7 @@ def _require(config: Mapping[str, Any], key: str) -> str:
 class CableTvAdapter:
     name = "cable_tv"
     capabilities = frozenset({Capability.TEXT, Capability.STOP, Capability.AUDIO_URL})
+    config_schema: ClassVar[Mapping[str, ConfigKey]] = CONFIG_SCHEMA
 
     def __init__(self, config: Mapping[str, Any], clock: Clock) -> None:
         self._clock = clock
@@ -351,6 +365,3 @@ class CableTvAdapter:
     def _spawn_tick(self) -> None:
         if self._tick_task is None or self._tick_task.done():
             self._tick_task = asyncio.get_running_loop().create_task(self.tick())
-
-
-__all__ = ["CableTvAdapter", "InserterClient", "NackReason"]

@@ -29,7 +29,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from adapters.cable_tv.sections import bcd_decode, bcd_encode, crc32_mpeg2
+from adapters.cable_tv.sections import decode_bcd_field
+from adapters.wire.bcd import EBM_ID_BYTES, EBM_ID_DIGITS, encode_bcd
+from adapters.wire.crc import crc32_mpeg2
 
 SYNC = b"\xeb\x90"
 _HEAD = 8  # SYNC(2) seq(2) cmd(1) len(2) hcs(1)
@@ -137,23 +139,23 @@ class LinkDecoder:
 
 
 def insert_payload(ebm_id: str, sections: list[bytes]) -> bytes:
-    return bcd_encode(ebm_id, 18) + b"".join(sections)
+    return encode_bcd(ebm_id, EBM_ID_BYTES) + b"".join(sections)
 
 
 def split_insert(payload: bytes) -> tuple[str, bytes]:
     if len(payload) < 18:
         raise ValueError("INSERT payload shorter than an EBM id")
-    return bcd_decode(payload[:18], 35), payload[18:]
+    return decode_bcd_field(payload[:EBM_ID_BYTES], EBM_ID_DIGITS), payload[18:]
 
 
 def ebm_payload(ebm_id: str) -> bytes:
-    return bcd_encode(ebm_id, 18)
+    return encode_bcd(ebm_id, EBM_ID_BYTES)
 
 
 def parse_ebm_payload(payload: bytes) -> str:
     if len(payload) != 18:
         raise ValueError("EBM id payload must be 18 bytes")
-    return bcd_decode(payload, 35)
+    return decode_bcd_field(payload, EBM_ID_DIGITS)
 
 
 def nack_payload(reason: NackReason, detail: str) -> bytes:
@@ -169,10 +171,10 @@ def parse_nack(payload: bytes) -> tuple[NackReason, str]:
 
 
 def status_payload(ebm_ids: list[str]) -> bytes:
-    return bytes((len(ebm_ids),)) + b"".join(bcd_encode(e, 18) for e in ebm_ids)
+    return bytes((len(ebm_ids),)) + b"".join(encode_bcd(e, EBM_ID_BYTES) for e in ebm_ids)
 
 
 def parse_status(payload: bytes) -> list[str]:
     if not payload or len(payload) != 1 + 18 * payload[0]:
         raise ValueError("malformed STATUS_REPLY payload")
-    return [bcd_decode(payload[1 + 18 * i : 19 + 18 * i], 35) for i in range(payload[0])]
+    return [decode_bcd_field(payload[1 + 18 * i : 19 + 18 * i], EBM_ID_DIGITS) for i in range(payload[0])]

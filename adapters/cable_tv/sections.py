@@ -9,9 +9,10 @@ Section (long form)::
     table_id u8 | SSI=1 private=1 '11' section_length(12) | table_id_extension u16 |
     '11' version(5) current_next=1 | section_number u8 | last_section_number u8 | payload | CRC_32
 
-CRC_32 is CRC-32/MPEG-2 (poly 0x04C11DB7, init 0xFFFFFFFF, no reflection, no final XOR); a section is
-at most 4096 bytes. table_id_extension: EBIT = original_network_id; content table = the EBM's daily
-sequence (last 4 digits of the EBM id) [I].
+CRC_32 is CRC-32/MPEG-2 (poly 0x04C11DB7, init 0xFFFFFFFF, no reflection, no final XOR;
+``adapters.wire.crc``); BCD fields are ``adapters.wire.bcd`` (strict: a non-zero pad nibble is refused);
+a section is at most 4096 bytes. table_id_extension: EBIT = original_network_id; content table = the
+EBM's daily sequence (last 4 digits of the EBM id) [I].
 
 EBIT payload: entry_count u8, then per entry: EBM_id 18 B BCD (pad nibble + 35 digits) |
 original_network_id u16 | start_time 5 B | end_time 5 B (MJD u16 + hh mm ss BCD, UTC as in DVB [I]) |
@@ -31,6 +32,18 @@ import struct
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import IntEnum, StrEnum
+
+from adapters.wire.bcd import (
+    EBM_ID_BYTES,
+    EBM_ID_DIGITS,
+    RESOURCE_CODE_BYTES,
+    RESOURCE_CODE_DIGITS,
+    BcdError,
+    BcdFault,
+    decode_bcd,
+    encode_bcd,
+)
+from adapters.wire.crc import crc32_mpeg2
 
 TABLE_EBIT = 0xFD
 TABLE_CONTENT = 0xFE
@@ -68,27 +81,14 @@ class SectionError(ValueError):
         self.detail = detail
 
 
-def crc32_mpeg2(data: bytes) -> int:
-    crc = 0xFFFFFFFF
-    for byte in data:
-        crc ^= byte << 24
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x04C11DB7) & 0xFFFFFFFF if crc & 0x80000000 else (crc << 1) & 0xFFFFFFFF
-    return crc
-
-
-def bcd_encode(digits: str, nbytes: int) -> bytes:
-    if not digits.isdigit() or len(digits) > 2 * nbytes:
-        raise ValueError(f"{digits!r} does not fit {nbytes} BCD bytes")
-    padded = digits.rjust(2 * nbytes, "0")
-    return bytes(int(padded[i]) << 4 | int(padded[i + 1]) for i in range(0, len(padded), 2))
-
-
-def bcd_decode(raw: bytes, ndigits: int) -> str:
-    text = "".join(f"{b >> 4:x}{b & 0xF:x}" for b in raw)
-    if not text.isdigit():
-        raise SectionError(SectionFault.PAYLOAD, f"not BCD: {raw.hex()}")
-    return text[-ndigits:]
+def decode_bcd_field(raw: bytes, ndigits: int) -> str:
+    """A packed-BCD field of a section or link payload (``adapters.wire.bcd``, strict); a refusal is a
+    ``SectionError`` (PAYLOAD), so a receiver answers it as a bad section."""
+    try:
+        return decode_bcd(raw, ndigits)
+    except BcdError as exc:
+        detail = f"not BCD: {raw.hex()}" if exc.fault is BcdFault.NOT_BCD else str(exc)
+        raise SectionError(SectionFault.PAYLOAD, detail) from exc
 
 
 def encode_time(at: datetime) -> bytes:
@@ -97,12 +97,12 @@ def encode_time(at: datetime) -> bytes:
         raise ValueError("section times must be timezone-aware")
     t = at.astimezone(UTC)
     mjd = (t.date() - _MJD_EPOCH).days
-    return mjd.to_bytes(2, "big") + bcd_encode(f"{t.hour:02d}{t.minute:02d}{t.second:02d}", 3)
+    return mjd.to_bytes(2, "big") + encode_bcd(f"{t.hour:02d}{t.minute:02d}{t.second:02d}", 3)
 
 
 def decode_time(raw: bytes) -> datetime:
     mjd = int.from_bytes(raw[0:2], "big")
-    hms = bcd_decode(raw[2:5], 6)
+    hms = decode_bcd_field(raw[2:5], 6)
     day = _MJD_EPOCH + timedelta(days=mjd)
     try:
         return datetime(day.year, day.month, day.day, int(hms[0:2]), int(hms[2:4]), int(hms[4:6]), tzinfo=UTC)
@@ -242,10 +242,10 @@ class EbitEntry:
             raise ValueError("class and level are 4-bit values")
         if len(self.resource_codes) > 255:
             raise ValueError("at most 255 resource codes per EBIT entry")
-        out = bcd_encode(self.ebm_id, 18) + self.original_network_id.to_bytes(2, "big")
+        out = encode_bcd(self.ebm_id, EBM_ID_BYTES) + self.original_network_id.to_bytes(2, "big")
         out += encode_time(self.start) + encode_time(self.end) + self.event_type.encode("ascii")
         out += bytes((self.ebm_class << 4 | self.level, len(self.resource_codes)))
-        out += b"".join(bcd_encode(code, 12) for code in self.resource_codes)
+        out += b"".join(encode_bcd(code, RESOURCE_CODE_BYTES) for code in self.resource_codes)
         d = self.details
         if d is None:
             return out + b"\x00"
@@ -254,12 +254,14 @@ class EbitEntry:
 
     @classmethod
     def read(cls, r: _Reader) -> EbitEntry:
-        ebm_id = bcd_decode(r.take(18), 35)
+        ebm_id = decode_bcd_field(r.take(EBM_ID_BYTES), EBM_ID_DIGITS)
         onid = r.u16()
         start, end = decode_time(r.take(5)), decode_time(r.take(5))
         event_type = r.take(5).decode("ascii", errors="replace")
         class_level = r.u8()
-        codes = tuple(bcd_decode(r.take(12), 23) for _ in range(r.u8()))
+        codes = tuple(
+            decode_bcd_field(r.take(RESOURCE_CODE_BYTES), RESOURCE_CODE_DIGITS) for _ in range(r.u8())
+        )
         details = None
         if r.u8():
             ts_id, prog, pid = r.u16(), r.u16(), r.u16() & 0x1FFF
@@ -355,7 +357,7 @@ class EbContent:
 
 def build_content(content: EbContent, version: int = 0) -> list[bytes]:
     ext = int(content.ebm_id[-4:])
-    prefix = bcd_encode(content.ebm_id, 18)
+    prefix = encode_bcd(content.ebm_id, EBM_ID_BYTES)
     return _pack(TABLE_CONTENT, ext, version, prefix, [e.encode() for e in content.entries])
 
 
@@ -366,7 +368,7 @@ def parse_content(sections: list[Section]) -> EbContent:
         if s.table_id != TABLE_CONTENT:
             raise SectionError(SectionFault.TABLE_ID, f"expected 0xFE, got 0x{s.table_id:02X}")
         r = _Reader(s.payload)
-        ebm_ids.add(bcd_decode(r.take(18), 35))
+        ebm_ids.add(decode_bcd_field(r.take(EBM_ID_BYTES), EBM_ID_DIGITS))
         entries += [ContentEntry.read(r) for _ in range(r.u8())]
         if not r.done():
             raise SectionError(SectionFault.PAYLOAD, "bytes left after the content entries")

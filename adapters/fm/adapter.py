@@ -23,9 +23,9 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from adapters.base import AdapterSink, Capability
+from adapters.base import AdapterSink, Capability, ConfigKey
 from adapters.fm.device import (
     CommandFailure,
     CommandResult,
@@ -50,6 +50,21 @@ from broadcast.model import DeliveryOrder, DeliveryStatus, FailureReason, LinkSt
 _LOG = logging.getLogger(__name__)
 
 PTY_ALARM = 31
+_NUM = (int, float)
+
+# The keys of [adapters.fm] (checked by the registry before the adapter is built).
+CONFIG_SCHEMA: dict[str, ConfigKey] = {
+    "url": ConfigKey((str,), required=True, doc="serial device path or socket://host:port"),
+    "resource_code": ConfigKey((str,), required=True, doc="the transmitter's 23-digit code"),
+    "baudrate": ConfigKey((int,)),
+    "site": ConfigKey((int,)),
+    "encoder": ConfigKey((int,)),
+    "stuffing": ConfigKey((str,), doc="standard or trailing_fd"),
+    "ack_timeout_s": ConfigKey(_NUM),
+    "retransmits": ConfigKey((int,)),
+    "pi": ConfigKey((str, int)),
+    "normal": ConfigKey((dict,), doc="ps, pty, rt, tp restored after a broadcast"),
+}
 
 
 @dataclass(frozen=True)
@@ -85,6 +100,7 @@ def _require(config: Mapping[str, Any], key: str) -> str:
 class FmAdapter:
     name = "fm"
     capabilities = frozenset({Capability.AUDIO_PCM, Capability.TEXT, Capability.STOP})
+    config_schema: ClassVar[Mapping[str, ConfigKey]] = CONFIG_SCHEMA
 
     def __init__(self, config: Mapping[str, Any], clock: Clock) -> None:
         self._clock = clock

@@ -18,7 +18,7 @@ Frame (checked against the public implementations chrko/python-uecp and bkram/ue
     byte 0xFE or 0xFF is followed by 0xFD; 0xFD itself is sent as is. The decoder uses MFL to know
     where the frame ends, so a lone 0xFF after a complete frame is STP without look-ahead.
 
-The message elements (MEC + data) live in adapters.fm.uecp_elements and are re-exported here.
+The message elements (MEC + data) live in adapters.fm.uecp_elements; callers import them from there.
 """
 
 from __future__ import annotations
@@ -27,50 +27,11 @@ from dataclasses import dataclass
 from enum import Enum
 
 from adapters.fm.uecp_elements import (
-    Ack,
     AckCode,
-    ClockSet,
     Element,
-    ManufacturerSpecific,
-    Mec,
-    PiSet,
-    PsSet,
-    PtySet,
-    RadioTextSet,
-    RtBuffer,
-    TaTpSet,
-    UecpError,
     decode_elements,
     encode_element,
 )
-
-__all__ = [
-    "ESC",
-    "MAX_MFL",
-    "STA",
-    "STP",
-    "Ack",
-    "AckCode",
-    "ClockSet",
-    "Element",
-    "Frame",
-    "FrameDecoder",
-    "ManufacturerSpecific",
-    "Mec",
-    "PiSet",
-    "PsSet",
-    "PtySet",
-    "RadioTextSet",
-    "Rejected",
-    "RtBuffer",
-    "StuffingVariant",
-    "TaTpSet",
-    "UecpError",
-    "crc16",
-    "decode_elements",
-    "encode_element",
-    "stuff",
-]
 
 STA = 0xFE
 STP = 0xFF

@@ -9,27 +9,29 @@ turning relayed reports (heartbeat, fault, task switch, result, records) into pe
 and delivery events, exactly as the direct IP adapter does. Terminals are the ``TerminalRef``s with
 ``adapter = "front_end"``; each names its front-end in ``TerminalRef.front_end``.
 
+The TCP shell (listener, links, liveness loop, counters) is ``adapters.ip_speaker.server.FrameServer``,
+the same one the direct IP adapter runs on; this adapter composes it and keeps which front-end is bound
+to which link.
+
 Never retries, never sleeps for pacing, never touches the store or the dispatcher; reports only
-through the ``AdapterSink``. Config keys: host, port (0 = ephemeral), platform_code (required),
-ack_timeout_s (5.0; must exceed the front-end's own relay timeout), batch_window_s (0.005),
+through the ``AdapterSink``. Config keys (``CONFIG_SCHEMA``): host, port (0 = ephemeral), platform_code
+(required), ack_timeout_s (5.0; must exceed the front-end's own relay timeout), batch_window_s (0.005),
 heartbeat_timeout_s (90), liveness_check_s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
-from adapters.base import AdapterSink, Capability
+from adapters.base import AdapterSink, Capability, ConfigKey
 from adapters.front_end import reports
 from adapters.front_end.batch import Batch, Batcher, BatchKey
 from adapters.front_end.relay import chunks, classify_relayed
 from adapters.front_end.state import Collector, FrontEndState
-from adapters.ip_speaker.codec import DecodeError, Frame, HeaderVariant, PacketType, encode_frame
+from adapters.ip_speaker.codec import DecodeError, Frame, PacketType
 from adapters.ip_speaker.link import Link, LinkLost
 from adapters.ip_speaker.orders import start_payload
 from adapters.ip_speaker.payload_fields import BusinessType, FaultFlag, PayloadError, ResultCode, WorkState
@@ -43,15 +45,26 @@ from adapters.ip_speaker.payloads import (
     TaskSwitch,
     UnsupportedBusiness,
 )
+from adapters.ip_speaker.server import FrameServer, ServerSettings
 from adapters.ip_speaker.terminal_state import TerminalState
 from broadcast.clock import Clock
-from broadcast.codes import ResourceCode
 from broadcast.messages import DeliveryReport, FailureKind, HeartbeatReport, LinkReport, SendResult
 from broadcast.model import DeliveryOrder, LinkState, TerminalRef
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 9310
+_NUM = (int, float)
+
+# The keys of [adapters.front_end] (checked by the registry before the adapter is built).
+CONFIG_SCHEMA: dict[str, ConfigKey] = {
+    "host": ConfigKey((str,)),
+    "port": ConfigKey((int,)),
+    "ack_timeout_s": ConfigKey(_NUM, doc="longer than the front-end's own relay timeout"),
+    "heartbeat_timeout_s": ConfigKey(_NUM),
+    "liveness_check_s": ConfigKey(_NUM),
+    "batch_window_s": ConfigKey(_NUM, doc="collect per-terminal sends into one instruction per front-end"),
+}
 
 
 class FrontEndConfigError(ValueError):
@@ -63,34 +76,26 @@ class FrontEndAdapter:
 
     name = "front_end"
     capabilities = frozenset({Capability.AUDIO_URL, Capability.STOP, Capability.RECEIPTS})
+    config_schema: ClassVar[Mapping[str, ConfigKey]] = CONFIG_SCHEMA
 
     def __init__(self, config: Mapping[str, Any], clock: Clock) -> None:
-        code = str(config.get("platform_code", ""))
-        try:
-            ResourceCode.parse(code)
-        except ValueError as exc:
-            raise FrontEndConfigError(
-                f"front_end 适配器缺少有效的 platform_code（23 位资源编码），当前为 {code!r}："
-                "请在配置中填写本平台资源编码"
-            ) from exc
-        self._platform_code = code
-        self._host = str(config.get("host", "127.0.0.1"))
-        self.port = int(config.get("port", DEFAULT_PORT))
-        self._ack_timeout = float(config.get("ack_timeout_s", 5.0))
-        self._heartbeat_timeout = float(config.get("heartbeat_timeout_s", 90.0))
-        self._check_every = float(config.get("liveness_check_s", min(10.0, self._heartbeat_timeout / 3)))
+        settings = ServerSettings.read(
+            "front_end",
+            config,
+            default_port=DEFAULT_PORT,
+            default_ack_timeout_s=5.0,
+            error=FrontEndConfigError,
+        )
+        self._platform_code = settings.platform_code
+        self._ack_timeout = settings.ack_timeout_s
         self._clock = clock
         self._batcher = Batcher(float(config.get("batch_window_s", 0.005)), self._flush)
-        self._sink: AdapterSink | None = None
-        self._front_ends: dict[str, FrontEndState] = {}
-        self._terminals: dict[str, tuple[TerminalState, FrontEndState]] = {}
-        self._by_link: dict[Link, FrontEndState] = {}
-        self._collecting: dict[tuple[int, int], tuple[Collector, asyncio.Event]] = {}
-        self._server: asyncio.Server | None = None
-        self._checker: asyncio.Task[None] | None = None
-        self._sessions = itertools.count(1)
-        self._counts = dict.fromkeys(
-            (
+        self._server = FrameServer(
+            "front_end",
+            settings,
+            self,
+            clock,
+            counters=(
                 "frames_in",
                 "frames_out",
                 "decode_errors",
@@ -99,8 +104,22 @@ class FrontEndAdapter:
                 "unknown_front_ends",
                 "relayed_targets",
             ),
-            0,
         )
+        self._counts = self._server.counts
+        self._sink: AdapterSink | None = None
+        self._front_ends: dict[str, FrontEndState] = {}
+        self._terminals: dict[str, tuple[TerminalState, FrontEndState]] = {}
+        self._by_link: dict[Link, FrontEndState] = {}
+        self._collecting: dict[tuple[int, int], tuple[Collector, asyncio.Event]] = {}
+
+    @property
+    def port(self) -> int:
+        return self._server.port
+
+    @property
+    def server(self) -> FrameServer:
+        """The §4.1 server shell this adapter runs on."""
+        return self._server
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -116,34 +135,18 @@ class FrontEndAdapter:
             state = TerminalState(ref)
             fe.terminals[ref.resource_code] = state
             self._terminals[ref.resource_code] = (state, fe)
-        self._server = await asyncio.start_server(self._serve, self._host, self.port, limit=1 << 16)
-        self.port = self._server.sockets[0].getsockname()[1]
-        if self._heartbeat_timeout > 0 and self._check_every > 0:
-            self._checker = asyncio.create_task(self._liveness_loop(), name="front_end-liveness")
+        await self._server.start()
         log.info(
             "front_end listening on %s:%d for %d front-ends, %d terminals",
-            self._host,
+            self._server.settings.host,
             self.port,
             len(self._front_ends),
             len(self._terminals),
         )
 
     async def close(self) -> None:
-        if self._checker is not None:
-            self._checker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._checker
-            self._checker = None
         await self._batcher.close()
-        if self._server is not None:
-            self._server.close()
-        for link in list(self._by_link):
-            fe = self._by_link.pop(link)
-            fe.link = None  # shutting down is not news about the terminals
-            link.close("适配器关闭")
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
+        await self._server.close()
 
     # -- the Adapter API -----------------------------------------------------------------------
 
@@ -199,19 +202,11 @@ class FrontEndAdapter:
             **self._counts,
         }
 
-    def front_end_connected(self, code: str) -> bool:
-        fe = self._front_ends.get(code)
-        return fe is not None and fe.connected
-
     def check_liveness(self) -> int:
         """Drop front-ends silent for longer than the heartbeat timeout; returns how many."""
-        now = self._clock.monotonic()
-        dropped = 0
-        for fe in self._front_ends.values():
-            if fe.link is not None and now - fe.last_seen > self._heartbeat_timeout:
-                self._detach(fe.link, f"{self._heartbeat_timeout:g} 秒未收到前端心跳")
-                dropped += 1
-        return dropped
+        timeout = self._server.settings.heartbeat_timeout_s
+        seen = [(fe.link, fe.last_seen) for fe in self._front_ends.values() if fe.link is not None]
+        return self._server.drop_silent(seen, f"{timeout:g} 秒未收到前端心跳")
 
     # -- one instruction for many terminals ------------------------------------------------------
 
@@ -225,7 +220,7 @@ class FrontEndAdapter:
             await self._relay(link, fe, batch, targets)
 
     async def _relay(self, link: Link, fe: FrontEndState, batch: Batch, targets: tuple[str, ...]) -> None:
-        session = next(self._sessions) & 0xFFFFFFFF
+        session = self._server.next_session()
         collector = Collector(set(targets))
         done = asyncio.Event()
         self._collecting[(link.id, session)] = (collector, done)
@@ -234,8 +229,7 @@ class FrontEndAdapter:
             session, PacketType.REQUEST, self._platform_code, targets, payload.BUSINESS_TYPE, payload.encode()
         )
         try:
-            link.send(encode_frame(frame))
-            self._counts["frames_out"] += 1
+            self._server.send(link, frame)
             self._counts["relayed_targets"] += len(targets)
             await link.drain_if_needed()
             async with asyncio.timeout(self._ack_timeout):
@@ -277,34 +271,16 @@ class FrontEndAdapter:
             FailureKind.UNSUPPORTED, f"终端 {terminal_code} 不由 front_end 适配器管理"
         )
 
-    # -- the connection loop -------------------------------------------------------------------
+    # -- what the server hands over (FrameHandler) ---------------------------------------------
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        link = Link(reader, writer, HeaderVariant.STANDARD)
-        try:
-            while not link.closed:
-                data = await reader.read(1 << 16)
-                if not data:
-                    break
-                for item in link.decoder.feed(data):
-                    if isinstance(item, DecodeError):
-                        self._counts["decode_errors"] += 1
-                        log.debug("front_end: dropped a bad frame from %s: %s", link.peer, item.detail)
-                    else:
-                        self._on_frame(link, item)
-                    if link.closed:
-                        break
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            self._detach(link, "连接断开")
+    def on_decode_error(self, link: Link, err: DecodeError) -> None:
+        log.debug("front_end: dropped a bad frame from %s: %s", link.peer, err.detail)
 
-    def _detach(self, link: Link, reason: str) -> None:
+    def on_detach(self, link: Link, reason: str) -> None:
         fe = self._by_link.pop(link, None)
         for key, (_, done) in list(self._collecting.items()):
             if key[0] == link.id:
                 done.set()
-        link.close(reason)
         if fe is not None and fe.link is link:
             fe.link = None
             log.info("front_end: front-end %s disconnected (%s)", fe.code, reason)
@@ -315,26 +291,16 @@ class FrontEndAdapter:
             for state in fe.terminals.values():
                 self._set_link_state(state, LinkState.OFFLINE, f"前端 {fe.code} {reason}")
 
-    async def _liveness_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._check_every)
-            self.check_liveness()
+    def on_shutdown(self) -> None:
+        for link, fe in self._by_link.items():
+            if fe.link is link:
+                fe.link = None  # shutting down is not news about the terminals
+        self._by_link.clear()
 
     def _reply(self, link: Link, frame: Frame, result: int, desc: str = "") -> None:
-        out = Frame(
-            frame.session_id,
-            PacketType.RESPONSE,
-            self._platform_code,
-            frame.targets,
-            frame.business_type,
-            Reply(result, desc).encode(),
-        )
-        with contextlib.suppress(LinkLost):
-            link.send(encode_frame(out))
-            self._counts["frames_out"] += 1
+        self._server.reply(link, frame, result, desc, frame.targets)
 
-    def _on_frame(self, link: Link, frame: Frame) -> None:
-        self._counts["frames_in"] += 1
+    def on_frame(self, link: Link, frame: Frame) -> None:
         if frame.is_response:
             found = self._collecting.get((link.id, frame.session_id))
             if found is not None and found[0].add(frame.targets, frame.business_data):
@@ -354,7 +320,7 @@ class FrontEndAdapter:
                 self._bind(link, frame, payload)
             else:
                 self._reply(link, frame, ResultCode.RESOURCE_CODE_INVALID, "未注册：前端请先发送心跳注册")
-                self._detach(link, "未注册先上报")
+                self._server.detach(link, "未注册先上报")
             return
         if frame.source != fe.code:
             self._refuse(link, frame, None, "source", f"帧源编码 {frame.source} 与已绑定前端 {fe.code} 不符")
@@ -423,12 +389,12 @@ class FrontEndAdapter:
                 ResultCode.RESOURCE_CODE_INVALID,
                 f"前端 {frame.source} 之后没有登记为转发的终端：请在终端清单中登记",
             )
-            self._detach(link, "未知前端")
+            self._server.detach(link, "未知前端")
             return
         old = fe.link
         if old is not None and old is not link:
             self._by_link.pop(old, None)
-            old.close("被同一前端的新连接替换")
+            self._server.drop(old, "被同一前端的新连接替换")
         fe.link = link
         fe.last_seen = self._clock.monotonic()
         fe.physical_address = hb.physical_address.decode("ascii", errors="replace")

@@ -1,5 +1,6 @@
 """IP loudspeaker (IP 大喇叭/音柱) terminals: the binary 0xFEFD protocol of eb-protocols §4.1.
 
-``bcd`` + ``payloads`` + ``codec`` are the pure wire format, shared with ``sim``; ``adapter`` is the
-controller-side TCP server. Importing this package must never open sockets or import the core.
+``payload_fields`` + ``params`` + ``payloads`` + ``codec`` (over ``adapters.wire``) are the pure wire
+format, shared with ``sim``; ``server`` is the §4.1 TCP server shell, ``adapter`` the controller
+side. Importing this package must never open sockets or import the core.
 """

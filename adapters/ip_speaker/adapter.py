@@ -1,9 +1,11 @@
-"""The controller side of the IP loudspeaker protocol: a TCP server that terminals connect to.
+"""The controller side of the IP loudspeaker protocol: the terminals connect to its TCP server.
 
 Owns: binding a connection to a terminal by the physical address in its first heartbeat, sending
 start/stop/query/set requests and classifying the replies (``SendResult``), answering every terminal
-request with a Reply, heartbeats and the heartbeat-silence check. Task-switch, result and broadcast-record
-(0x16) reports become events in ``reports.ReportHandling`` (inherited); order → payload is in ``orders``.
+request with a Reply, heartbeats and the heartbeat-silence check. The TCP shell (listener, links,
+liveness loop, counters) is ``server.FrameServer``; task-switch, result and broadcast-record (0x16)
+reports and link states are ``reports.ReportHandling``; order → payload is ``orders``. The adapter
+composes the three and keeps which terminal is bound to which link (``dict[Link, TerminalState]``).
 
 Never retries, never sleeps for pacing, never touches the store or the dispatcher; it only reports
 through the ``AdapterSink``. Frames from terminals may use the 11-byte return-channel header
@@ -14,23 +16,14 @@ Physical addresses on the wire are the ASCII bytes of ``TerminalRef.physical_add
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
-from adapters.base import AdapterSink, Capability
-from adapters.ip_speaker.codec import (
-    DecodeError,
-    DecodeErrorKind,
-    Frame,
-    HeaderVariant,
-    PacketType,
-    encode_frame,
-)
+from adapters.base import AdapterSink, Capability, ConfigKey
+from adapters.ip_speaker.codec import DecodeError, DecodeErrorKind, Frame, HeaderVariant, PacketType
 from adapters.ip_speaker.link import Link, LinkLost
-from adapters.ip_speaker.orders import broadcast_type_for, start_payload
+from adapters.ip_speaker.orders import start_payload
 from adapters.ip_speaker.params import Query, QueryReply, ReturnAddress, SetParams
 from adapters.ip_speaker.payload_fields import BUSY_RESULTS, FaultFlag, PayloadError, ResultCode, WorkState
 from adapters.ip_speaker.payloads import (
@@ -46,71 +39,66 @@ from adapters.ip_speaker.payloads import (
     UnsupportedBusiness,
 )
 from adapters.ip_speaker.reports import ReportHandling
+from adapters.ip_speaker.server import FrameServer, ServerSettings
 from adapters.ip_speaker.terminal_state import TerminalState
 from broadcast.clock import Clock
-from broadcast.codes import ResourceCode
-from broadcast.messages import FailureKind, HeartbeatReport, SendResult
+from broadcast.messages import FailureKind, SendResult
 from broadcast.model import DeliveryOrder, LinkState, TerminalRef
-
-__all__ = [
-    "DEFAULT_PORT",
-    "LISTEN_BACKLOG",
-    "IpSpeakerAdapter",
-    "IpSpeakerConfigError",
-    "broadcast_type_for",
-    "start_payload",
-]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 9300
 LISTEN_BACKLOG = 4096  # a storm of all terminals reconnecting at once must not be refused
+_NUM = (int, float)
+
+# The keys of [adapters.ip_speaker] (checked by the registry before the adapter is built).
+CONFIG_SCHEMA: dict[str, ConfigKey] = {
+    "host": ConfigKey((str,), doc="address the terminals' TCP return channel binds"),
+    "port": ConfigKey((int,), doc="TCP port (0 = ephemeral)"),
+    "ack_timeout_s": ConfigKey(_NUM),
+    "heartbeat_timeout_s": ConfigKey(_NUM, doc="silent this long → offline (3 × heartbeat interval)"),
+    "liveness_check_s": ConfigKey(_NUM),
+    "header_variant": ConfigKey((str,), doc="standard (12-byte) or return (11-byte) header from terminals"),
+}
 
 
 class IpSpeakerConfigError(ValueError):
     """The adapter's configuration is unusable; the message says what to fix."""
 
 
-class IpSpeakerAdapter(ReportHandling):
-    """Adapter for IP loudspeakers; see the module docstring. Config keys: host, port (0 = ephemeral),
-    platform_code (required), ack_timeout_s, heartbeat_timeout_s, liveness_check_s, header_variant."""
+class IpSpeakerAdapter:
+    """Adapter for IP loudspeakers; see the module docstring. Config keys (``CONFIG_SCHEMA``): host,
+    port (0 = ephemeral), platform_code (required), ack_timeout_s, heartbeat_timeout_s,
+    liveness_check_s, header_variant."""
 
     name = "ip_speaker"
     capabilities = frozenset({Capability.AUDIO_URL, Capability.STOP, Capability.QUERY, Capability.RECEIPTS})
+    config_schema: ClassVar[Mapping[str, ConfigKey]] = CONFIG_SCHEMA
 
     def __init__(self, config: Mapping[str, Any], clock: Clock) -> None:
-        code = str(config.get("platform_code", ""))
+        settings = ServerSettings.read(
+            "ip_speaker",
+            config,
+            default_port=DEFAULT_PORT,
+            default_ack_timeout_s=3.0,
+            error=IpSpeakerConfigError,
+        )
         try:
-            ResourceCode.parse(code)
-        except ValueError as exc:
-            raise IpSpeakerConfigError(
-                f"ip_speaker 适配器缺少有效的 platform_code（23 位资源编码），当前为 {code!r}："
-                "请在配置中填写本平台资源编码"
-            ) from exc
-        try:
-            self._variant = HeaderVariant(str(config.get("header_variant", HeaderVariant.STANDARD)))
+            variant = HeaderVariant(str(config.get("header_variant", HeaderVariant.STANDARD)))
         except ValueError as exc:
             raise IpSpeakerConfigError(
                 "ip_speaker 的 header_variant 只能是 standard 或 return_channel，"
                 f"当前为 {config.get('header_variant')!r}"
             ) from exc
-        self._platform_code = code
-        self._host = str(config.get("host", "127.0.0.1"))
-        self.port = int(config.get("port", DEFAULT_PORT))
-        self._ack_timeout = float(config.get("ack_timeout_s", 3.0))
-        self._heartbeat_timeout = float(config.get("heartbeat_timeout_s", 90.0))
-        self._check_every = float(config.get("liveness_check_s", min(10.0, self._heartbeat_timeout / 3)))
+        self._platform_code = settings.platform_code
+        self._ack_timeout = settings.ack_timeout_s
         self._clock = clock
-        self._sink: AdapterSink | None = None
-        self._terminals: dict[str, TerminalState] = {}
-        self._by_address: dict[str, TerminalState] = {}
-        self._links: set[Link] = set()
-        self._server: asyncio.Server | None = None
-        self._checker: asyncio.Task[None] | None = None
-        self._sessions = itertools.count(1)
-        self._unknown_logged: set[str] = set()
-        self._counts = dict.fromkeys(
-            (
+        self._server = FrameServer(
+            "ip_speaker",
+            settings,
+            self,
+            clock,
+            counters=(
                 "frames_in",
                 "frames_out",
                 "crc_errors",
@@ -120,42 +108,39 @@ class IpSpeakerAdapter(ReportHandling):
                 "unknown_terminals",
                 "records_in",
             ),
-            0,
+            variant=variant,
+            backlog=LISTEN_BACKLOG,
         )
+        self._counts = self._server.counts
+        self._reports: ReportHandling | None = None
+        self._terminals: dict[str, TerminalState] = {}
+        self._by_address: dict[str, TerminalState] = {}
+        self._bound: dict[Link, TerminalState] = {}
+        self._unknown_logged: set[str] = set()
+
+    @property
+    def port(self) -> int:
+        return self._server.port
+
+    @property
+    def server(self) -> FrameServer:
+        """The §4.1 server shell this adapter runs on (a harness may feed it frames in process)."""
+        return self._server
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self, sink: AdapterSink, terminals: Sequence[TerminalRef]) -> None:
-        self._sink = sink
+        self._reports = ReportHandling(sink, self._clock, self._reply, self._counts)
         for ref in terminals:
             state = TerminalState(ref)
             self._terminals[ref.resource_code] = state
             self._by_address[ref.physical_address] = state
-        self._server = await asyncio.start_server(
-            self._serve, self._host, self.port, backlog=LISTEN_BACKLOG, limit=1 << 16
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
-        if self._heartbeat_timeout > 0 and self._check_every > 0:
-            self._checker = asyncio.create_task(self._liveness_loop(), name="ip_speaker-liveness")
-        log.info("ip_speaker listening on %s:%d for %d terminals", self._host, self.port, len(terminals))
+        await self._server.start()
+        host = self._server.settings.host
+        log.info("ip_speaker listening on %s:%d for %d terminals", host, self.port, len(terminals))
 
     async def close(self) -> None:
-        if self._checker is not None:
-            self._checker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._checker
-            self._checker = None
-        if self._server is not None:
-            self._server.close()
-        for link in list(self._links):
-            # Shutting down is not news about the terminals: close quietly, no OFFLINE storm.
-            if link.terminal is not None and link.terminal.link is link:
-                link.terminal.link = None
-            link.terminal = None
-            self._detach(link, "适配器关闭")
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
+        await self._server.close()
 
     # -- the Adapter API -----------------------------------------------------------------------
 
@@ -237,21 +222,42 @@ class IpSpeakerAdapter(ReportHandling):
             "port": self.port,
             "terminals": len(self._terminals),
             "connected": bound,
-            "connections": len(self._links),
+            "connections": self._server.connections,
             "link_states": by_state,
             **self._counts,
         }
 
     def check_liveness(self) -> int:
         """Mark terminals silent for longer than the heartbeat timeout offline; returns how many."""
-        now = self._clock.monotonic()
-        dropped = 0
-        for state in self._terminals.values():
-            link = state.link
-            if link is not None and now - state.last_seen > self._heartbeat_timeout:
-                self._detach(link, f"{self._heartbeat_timeout:g} 秒未收到心跳")
-                dropped += 1
-        return dropped
+        timeout = self._server.settings.heartbeat_timeout_s
+        seen = [(s.link, s.last_seen) for s in self._terminals.values() if s.link is not None]
+        return self._server.drop_silent(seen, f"{timeout:g} 秒未收到心跳")
+
+    # -- what the server hands over (FrameHandler) ---------------------------------------------
+
+    def on_detach(self, link: Link, reason: str) -> None:
+        state = self._bound.pop(link, None)
+        if state is not None and state.link is link:
+            state.link = None
+            self._report.set_link_state(state, LinkState.OFFLINE, reason)
+
+    def on_shutdown(self) -> None:
+        # Shutting down is not news about the terminals: let go quietly, no OFFLINE storm.
+        for link, state in self._bound.items():
+            if state.link is link:
+                state.link = None
+        self._bound.clear()
+
+    def on_decode_error(self, link: Link, err: DecodeError) -> None:
+        if err.kind is DecodeErrorKind.BAD_CRC:
+            self._counts["crc_errors"] += 1
+        state = self._bound.get(link)
+        who = state.code if state is not None else link.peer
+        if not link.decode_errors_logged:
+            link.decode_errors_logged = True
+            log.warning("ip_speaker: dropped a bad frame from %s (%s: %s)", who, err.kind, err.detail)
+        else:
+            log.debug("ip_speaker: dropped a bad frame from %s (%s: %s)", who, err.kind, err.detail)
 
     # -- requests to terminals -----------------------------------------------------------------
 
@@ -260,15 +266,14 @@ class IpSpeakerAdapter(ReportHandling):
         code = state.code
         if link is None or link.closed:
             return SendResult.retry(FailureKind.NOT_CONNECTED, f"终端 {code} 未连接")
-        session = next(self._sessions) & 0xFFFFFFFF
+        session = self._server.next_session()
         fut: asyncio.Future[Payload] = asyncio.get_running_loop().create_future()
         link.pending[session] = fut
         frame = Frame(
             session, PacketType.REQUEST, self._platform_code, (code,), payload.BUSINESS_TYPE, payload.encode()
         )
         try:
-            link.send(encode_frame(frame))
-            self._counts["frames_out"] += 1
+            self._server.send(link, frame)
             await link.drain_if_needed()
             async with asyncio.timeout(self._ack_timeout):
                 return await fut
@@ -293,67 +298,17 @@ class IpSpeakerAdapter(ReportHandling):
             return SendResult.retry(FailureKind.BUSY, detail)
         return SendResult.permanent(FailureKind.REJECTED, detail)
 
-    # -- the connection loop -------------------------------------------------------------------
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        link = Link(reader, writer, self._variant)
-        self._links.add(link)
-        try:
-            while not link.closed:
-                data = await reader.read(1 << 16)
-                if not data:
-                    break
-                for item in link.decoder.feed(data):
-                    if isinstance(item, DecodeError):
-                        self._on_decode_error(link, item)
-                    else:
-                        self._on_frame(link, item)
-                    if link.closed:
-                        break
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            self._detach(link, "连接断开")
-
-    def _detach(self, link: Link, reason: str) -> None:
-        self._links.discard(link)
-        state = link.terminal
-        if state is not None and state.link is link:
-            state.link = None
-            self._set_link_state(state, LinkState.OFFLINE, reason)
-        link.close(reason)
-
-    async def _liveness_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._check_every)
-            self.check_liveness()
-
-    def _on_decode_error(self, link: Link, err: DecodeError) -> None:
-        self._counts["decode_errors"] += 1
-        if err.kind is DecodeErrorKind.BAD_CRC:
-            self._counts["crc_errors"] += 1
-        who = link.terminal.code if link.terminal else link.peer
-        if not link.decode_errors_logged:
-            link.decode_errors_logged = True
-            log.warning("ip_speaker: dropped a bad frame from %s (%s: %s)", who, err.kind, err.detail)
-        else:
-            log.debug("ip_speaker: dropped a bad frame from %s (%s: %s)", who, err.kind, err.detail)
+    # -- frames from terminals -----------------------------------------------------------------
 
     def _reply(self, link: Link, frame: Frame, result: int, desc: str = "") -> None:
-        out = Frame(
-            frame.session_id,
-            PacketType.RESPONSE,
-            self._platform_code,
-            (frame.source,),
-            frame.business_type,
-            Reply(result, desc).encode(),
-        )
-        with contextlib.suppress(LinkLost):
-            link.send(encode_frame(out))
-            self._counts["frames_out"] += 1
+        self._server.reply(link, frame, result, desc, (frame.source,))
 
-    def _on_frame(self, link: Link, frame: Frame) -> None:
-        self._counts["frames_in"] += 1
+    @property
+    def _report(self) -> ReportHandling:
+        assert self._reports is not None, "the adapter has not been started"
+        return self._reports
+
+    def on_frame(self, link: Link, frame: Frame) -> None:
         if frame.is_response:
             fut = link.pending.get(frame.session_id)
             if fut is None or fut.done():
@@ -371,29 +326,29 @@ class IpSpeakerAdapter(ReportHandling):
         except PayloadError as exc:
             self._reply(link, frame, ResultCode.PARSE_ERROR, str(exc))
             return
-        state = link.terminal
+        state = self._bound.get(link)
         if state is None:
             if isinstance(payload, Heartbeat):
                 self._bind(link, frame, payload)
             else:
                 self._reply(link, frame, ResultCode.RESOURCE_CODE_INVALID, "未注册：请先发送心跳注册")
-                self._detach(link, "未注册先上报")
+                self._server.detach(link, "未注册先上报")
             return
         if frame.source != state.code:
-            self._reject(link, frame, state, "source", f"帧源编码 {frame.source} 与已绑定终端不符")
+            self._report.reject(link, frame, state, "source", f"帧源编码 {frame.source} 与已绑定终端不符")
             return
         if isinstance(payload, Heartbeat):
             self._on_heartbeat(link, frame, state, payload)
         elif isinstance(payload, TaskSwitch):
-            self._on_task_switch(link, frame, state, payload)
+            self._report.task_switch(link, frame, state, payload)
         elif isinstance(payload, BroadcastResult):
-            self._on_result(link, frame, state, payload)
+            self._report.result(link, frame, state, payload)
         elif isinstance(payload, BroadcastRecords):
-            self._on_records(link, frame, state, payload)
+            self._report.records(link, frame, state, payload)
         elif isinstance(payload, FaultReport):
             self._reply(link, frame, ResultCode.OK)
             fault = payload.flag == FaultFlag.FAULT
-            self._set_link_state(
+            self._report.set_link_state(
                 state,
                 LinkState.FAULT if fault else LinkState.ONLINE,
                 payload.desc or f"故障类型 {payload.fault_type}",
@@ -415,35 +370,32 @@ class IpSpeakerAdapter(ReportHandling):
             self._reply(
                 link, frame, ResultCode.RESOURCE_CODE_INVALID, f"{why}：请在终端清单中登记物理地址 {address}"
             )
-            self._detach(link, why)
+            self._server.detach(link, why)
             return
         old = state.link
         if old is not None and old is not link:
-            old.terminal = None  # replaced: its closing must not mark the terminal offline
-            self._links.discard(old)
-            old.close("被同一终端的新连接替换")
-        link.terminal = state
+            self._bound.pop(old, None)  # replaced: its closing must not mark the terminal offline
+            self._server.drop(old, "被同一终端的新连接替换")
+        self._bound[link] = state
         state.link = link
         state.last_seen = self._clock.monotonic()
         self._reply(link, frame, ResultCode.OK)
         detail = "首次注册" if hb.first_registration else "重新连接"
-        self._set_link_state(
+        self._report.set_link_state(
             state, LinkState.FAULT if hb.work_state == WorkState.FAULT else LinkState.ONLINE, detail
         )
-        assert self._sink is not None
-        self._sink.report(HeartbeatReport(state.code, self._clock.now()))
+        self._report.heartbeat(state)
 
     def _on_heartbeat(self, link: Link, frame: Frame, state: TerminalState, hb: Heartbeat) -> None:
         if hb.physical_address.decode("ascii", errors="replace") != state.ref.physical_address:
-            self._reject(link, frame, state, "address", "心跳物理地址与已绑定终端不符")
+            self._report.reject(link, frame, state, "address", "心跳物理地址与已绑定终端不符")
             return
         state.last_seen = self._clock.monotonic()
         self._reply(link, frame, ResultCode.OK)
         if hb.work_state == WorkState.FAULT:
-            self._set_link_state(state, LinkState.FAULT, "心跳报告故障")
+            self._report.set_link_state(state, LinkState.FAULT, "心跳报告故障")
         elif state.link_state is LinkState.FAULT:
-            self._set_link_state(state, LinkState.ONLINE, "故障恢复")
+            self._report.set_link_state(state, LinkState.ONLINE, "故障恢复")
         elif hb.first_registration:
             log.info("ip_speaker: terminal %s restarted without dropping its link", state.code)
-        assert self._sink is not None
-        self._sink.report(HeartbeatReport(state.code, self._clock.now()))
+        self._report.heartbeat(state)

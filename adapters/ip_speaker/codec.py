@@ -21,16 +21,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
-from adapters.ip_speaker.bcd import (
+from adapters.ip_speaker.payloads import Payload, decode_business
+from adapters.wire.bcd import (
     CERT_NO_BYTES,
     CERT_NO_DIGITS,
     RESOURCE_CODE_BYTES,
     RESOURCE_CODE_DIGITS,
-    crc32_mpeg2,
     decode_bcd,
     encode_bcd,
 )
-from adapters.ip_speaker.payloads import Payload, decode_business
+from adapters.wire.crc import crc32_mpeg2
 
 TAG = b"\xfe\xfd"
 VERSION = 0x0100

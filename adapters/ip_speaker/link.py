@@ -1,21 +1,17 @@
-"""One TCP connection from an IP loudspeaker terminal to the controller: its decoder, its single
-writer, and the requests awaiting a reply on it.
+"""One TCP connection from an IP loudspeaker terminal (or a front-end) to the controller: its decoder,
+its single writer, and the requests awaiting a reply on it.
 
-Owns the per-connection plumbing only; never decides what a frame means (that is ``adapter``) and
-never sleeps or retries.
+Owns the per-connection plumbing only; never knows which terminal is bound to it (the adapter keeps
+that mapping), never decides what a frame means (that is the adapter) and never sleeps or retries.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import TYPE_CHECKING
 
 from adapters.ip_speaker.codec import FrameDecoder, HeaderVariant
 from adapters.ip_speaker.payloads import Payload
-
-if TYPE_CHECKING:
-    from adapters.ip_speaker.terminal_state import TerminalState
 
 # Above this many bytes queued in the transport, a sender waits for the socket to drain.
 HIGH_WATER = 256 * 1024
@@ -36,7 +32,6 @@ class Link:
         self.writer = writer
         self.decoder = FrameDecoder(variant)
         self.pending: dict[int, asyncio.Future[Payload]] = {}
-        self.terminal: TerminalState | None = None
         self.closed = False
         self.peer = str(writer.get_extra_info("peername"))
         self._drain_lock = asyncio.Lock()

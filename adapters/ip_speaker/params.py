@@ -17,7 +17,6 @@ import struct
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
-from adapters.ip_speaker.bcd import RESOURCE_CODE_BYTES, RESOURCE_CODE_DIGITS, decode_bcd, encode_bcd
 from adapters.ip_speaker.payload_fields import (
     AddressType,
     BusinessType,
@@ -29,6 +28,7 @@ from adapters.ip_speaker.payload_fields import (
     long_text,
     pack_u8,
 )
+from adapters.wire.bcd import RESOURCE_CODE_BYTES, RESOURCE_CODE_DIGITS, decode_bcd, encode_bcd
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from enum import IntEnum
 
-from adapters.ip_speaker.bcd import EBM_ID_BYTES, EBM_ID_DIGITS, decode_bcd, encode_bcd
+from adapters.wire.bcd import EBM_ID_BYTES, EBM_ID_DIGITS, decode_bcd, encode_bcd
 
 
 class BusinessType(IntEnum):

@@ -1,7 +1,6 @@
 """Business payloads of the IP loudspeaker protocol (eb-protocols §4.1): frozen dataclasses with
 ``encode()`` / ``decode()``, and ``decode_business``. The enums and field primitives live in
-``payload_fields``, query/set payloads in ``params``; both are re-exported here so callers import from
-one place.
+``payload_fields``, query/set payloads in ``params``; callers import each name from its own module.
 
 Pure: bytes in, values out. Never does I/O, never reads the clock, never imports the core.
 
@@ -23,71 +22,25 @@ import struct
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
-from adapters.ip_speaker.bcd import (
+from adapters.ip_speaker.params import Query, QueryReply, SetParams
+from adapters.ip_speaker.payload_fields import (
+    AUX_URL,
+    BusinessType,
+    PayloadError,
+    Reader,
+    ResultCode,
+    long_text,
+    pack_ebm,
+    pack_u8,
+    short_text,
+)
+from adapters.wire.bcd import (
     EBM_ID_BYTES,
     EBM_ID_DIGITS,
     RESOURCE_CODE_BYTES,
     RESOURCE_CODE_DIGITS,
     encode_bcd,
 )
-from adapters.ip_speaker.params import Query, QueryReply, ReturnAddress, SetParams
-from adapters.ip_speaker.payload_fields import (
-    AUX_URL,
-    BUSY_RESULTS,
-    AddressType,
-    BroadcastType,
-    BusinessType,
-    FaultFlag,
-    PayloadError,
-    QueryTag,
-    Reader,
-    RecordState,
-    ResultCode,
-    SetTag,
-    TaskFlag,
-    TaskType,
-    WorkState,
-    long_text,
-    pack_ebm,
-    pack_u8,
-    short_text,
-)
-
-__all__ = [
-    "AUX_URL",
-    "BUSY_RESULTS",
-    "REQUEST_TYPES",
-    "AddressType",
-    "AuxItem",
-    "BroadcastRecord",
-    "BroadcastRecords",
-    "BroadcastResult",
-    "BroadcastType",
-    "BusinessType",
-    "FaultFlag",
-    "FaultReport",
-    "Heartbeat",
-    "Payload",
-    "PayloadError",
-    "Query",
-    "QueryReply",
-    "QueryTag",
-    "RecordState",
-    "Reply",
-    "RequestPayload",
-    "ResultCode",
-    "ReturnAddress",
-    "SetParams",
-    "SetTag",
-    "StartBroadcast",
-    "StopBroadcast",
-    "TaskFlag",
-    "TaskSwitch",
-    "TaskType",
-    "UnsupportedBusiness",
-    "WorkState",
-    "decode_business",
-]
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Terminal reports of the IP loudspeaker protocol turned into what the controller hears: task-switch,
-broadcast-result and broadcast-record (0x16) reports become delivery events, link-state changes go to
-the sink, and reports that contradict what was sent are rejected with result 54 and produce no event.
+broadcast-result and broadcast-record (0x16) reports become delivery events, link-state changes and
+heartbeats go to the sink, and reports that contradict what was sent are rejected with result 54 and produce no event.
 
-Owns: ``ReportHandling``, the report half of ``IpSpeakerAdapter`` (a mixin it inherits).
+Owns: ``ReportHandling``, composed by ``IpSpeakerAdapter`` from the sink, the clock, the adapter's
+``reply`` and its counters — everything it uses is handed to it.
 Never: opens or closes connections, binds terminals, sends requests, retries, or touches the store or
 the dispatcher; it only answers the report and tells the ``AdapterSink``.
 """
@@ -10,6 +11,7 @@ the dispatcher; it only answers the report and tells the ``AdapterSink``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from adapters.base import AdapterSink
@@ -19,11 +21,13 @@ from adapters.ip_speaker.payload_fields import RecordState, ResultCode, TaskFlag
 from adapters.ip_speaker.payloads import BroadcastRecords, BroadcastResult, TaskSwitch
 from adapters.ip_speaker.terminal_state import TerminalState
 from broadcast.clock import Clock
-from broadcast.messages import DeliveryReport, LinkReport
+from broadcast.messages import DeliveryReport, HeartbeatReport, LinkReport
 from broadcast.model import DeliveryStatus, FailureReason, LinkState
 
-# The adapter's logger name, so operators (and bench/health.py) silence one logger for the whole adapter.
-log = logging.getLogger("adapters.ip_speaker.adapter")
+log = logging.getLogger(__name__)
+
+Replier = Callable[[Link, Frame, int, str], None]
+"""Answer a terminal's request frame with a result code and a description."""
 
 
 def _ts(value: int) -> str:
@@ -31,21 +35,23 @@ def _ts(value: int) -> str:
 
 
 class ReportHandling:
-    """Report handling shared by ``IpSpeakerAdapter``; the adapter provides the attributes and ``_reply``."""
+    """The IP adapter's terminal reports and link states; counts ``rejected_reports`` and ``records_in``."""
 
-    _counts: dict[str, int]
-    _sink: AdapterSink | None
-    _clock: Clock
+    def __init__(self, sink: AdapterSink, clock: Clock, reply: Replier, counts: dict[str, int]) -> None:
+        self._sink = sink
+        self._clock = clock
+        self._reply_to = reply
+        self._counts = counts
 
     def _reply(self, link: Link, frame: Frame, result: int, desc: str = "") -> None:
-        raise NotImplementedError
+        self._reply_to(link, frame, result, desc)
 
-    def _on_task_switch(self, link: Link, frame: Frame, state: TerminalState, ts: TaskSwitch) -> None:
+    def task_switch(self, link: Link, frame: Frame, state: TerminalState, ts: TaskSwitch) -> None:
         if not state.was_delivered(ts.ebm_id):
-            self._reject(link, frame, state, "unknown_ebm", f"任务切换上报了未下发的 EBM {ts.ebm_id}")
+            self.reject(link, frame, state, "unknown_ebm", f"任务切换上报了未下发的 EBM {ts.ebm_id}")
             return
         if ts.flag not in (TaskFlag.START, TaskFlag.END):
-            self._reject(link, frame, state, "flag", f"任务切换标志 {ts.flag} 无效")
+            self.reject(link, frame, state, "flag", f"任务切换标志 {ts.flag} 无效")
             return
         self._reply(link, frame, ResultCode.OK)
         if ts.flag == TaskFlag.START:
@@ -56,15 +62,15 @@ class ReportHandling:
                 meta={"task_type": str(ts.task_type), "terminal_time": _ts(ts.time)},
             )
 
-    def _on_result(self, link: Link, frame: Frame, state: TerminalState, br: BroadcastResult) -> None:
+    def result(self, link: Link, frame: Frame, state: TerminalState, br: BroadcastResult) -> None:
         if not state.was_delivered(br.ebm_id):
-            self._reject(link, frame, state, "unknown_ebm", f"播发结果上报了未下发的 EBM {br.ebm_id}")
+            self.reject(link, frame, state, "unknown_ebm", f"播发结果上报了未下发的 EBM {br.ebm_id}")
             return
         if br.end < br.start:
-            self._reject(link, frame, state, "times", f"EBM {br.ebm_id} 的结束时间早于开始时间")
+            self.reject(link, frame, state, "times", f"EBM {br.ebm_id} 的结束时间早于开始时间")
             return
         if br.result not in (0, 1):
-            self._reject(link, frame, state, "result", f"播发结果 {br.result} 无效")
+            self.reject(link, frame, state, "result", f"播发结果 {br.result} 无效")
             return
         self._reply(link, frame, ResultCode.OK)
         meta = {
@@ -80,7 +86,7 @@ class ReportHandling:
         else:
             self._event(state, br.ebm_id, DeliveryStatus.FAILED, FailureReason.PLAYBACK_FAILED, br.desc, meta)
 
-    def _on_records(self, link: Link, frame: Frame, state: TerminalState, recs: BroadcastRecords) -> None:
+    def records(self, link: Link, frame: Frame, state: TerminalState, recs: BroadcastRecords) -> None:
         """0x16: each record about a broadcast sent to this terminal joins its delivery history (the
         receipt book ignores what it already knows); other records (local tasks) are not ours."""
         self._reply(link, frame, ResultCode.OK)
@@ -112,7 +118,7 @@ class ReportHandling:
                     meta,
                 )
 
-    def _reject(self, link: Link, frame: Frame, state: TerminalState, kind: str, detail: str) -> None:
+    def reject(self, link: Link, frame: Frame, state: TerminalState, kind: str, detail: str) -> None:
         """A report that contradicts what the controller knows: answer 54, no event, log once."""
         self._counts["rejected_reports"] += 1
         self._reply(link, frame, ResultCode.PARAM_ILLEGAL, detail)
@@ -131,12 +137,11 @@ class ReportHandling:
         detail: str = "",
         meta: dict[str, str] | None = None,
     ) -> None:
-        assert self._sink is not None
         self._sink.report(
             DeliveryReport(ebm_id, state.code, status, self._clock.now(), reason, detail, meta or {})
         )
 
-    def _set_link_state(self, state: TerminalState, new: LinkState, detail: str) -> None:
+    def set_link_state(self, state: TerminalState, new: LinkState, detail: str) -> None:
         if state.link_state is new:
             return
         old, state.link_state = state.link_state, new
@@ -144,5 +149,7 @@ class ReportHandling:
         state.seen_online = state.seen_online or new is not LinkState.OFFLINE
         level = logging.DEBUG if first else logging.INFO  # the first registration is not news
         log.log(level, "ip_speaker: terminal %s %s → %s (%s)", state.code, old, new, detail)
-        if self._sink is not None:
-            self._sink.report(LinkReport(state.code, new, self._clock.now(), detail))
+        self._sink.report(LinkReport(state.code, new, self._clock.now(), detail))
+
+    def heartbeat(self, state: TerminalState) -> None:
+        self._sink.report(HeartbeatReport(state.code, self._clock.now()))

@@ -8,12 +8,9 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from adapters.ip_speaker.link import Link
 from broadcast.model import LinkState, TerminalRef
-
-if TYPE_CHECKING:
-    from adapters.ip_speaker.link import Link
 
 # Reports about older broadcasts than this many per terminal are treated as unknown.
 DELIVERED_MEMORY = 256

@@ -1,28 +1,38 @@
 """Adapter sections are checked against their schema before an adapter is built: a typo, a wrong type
-or a missing required key stops that adapter with a message naming the key; the others run."""
+or a missing required key stops that adapter with a message naming the key; the others run. Each
+family declares its schema next to its adapter; the registry collects them from the installed ones."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from adapters import config_schema
-from adapters.registry import AdapterRegistry, AdapterState
+from adapters.registry import AdapterRegistry, AdapterState, check_section, collect_schemas, discover
 from broadcast.clock import ManualClock
 from broadcast.settings import load_settings
+
+SCHEMAS = collect_schemas(discover())
+
+
+def check(name: str, section: dict[str, Any]) -> list[str]:
+    return check_section(name, section, SCHEMAS.get(name))
+
+
+def test_every_built_in_family_declares_its_schema() -> None:
+    assert set(SCHEMAS) >= {"ip_speaker", "front_end", "fm", "cable_tv"}
 
 
 def test_shipped_configuration_is_valid() -> None:
     for name, section in load_settings().adapters.items():
-        assert config_schema.check(name, section) == [], name
+        assert check(name, section) == [], name
 
 
 def test_problems_name_the_key() -> None:
-    assert "portt" in config_schema.check("ip_speaker", {"portt": 9300})[0]
-    assert "ack_timeout_s" in config_schema.check("ip_speaker", {"ack_timeout_s": "3"})[0]
-    missing = config_schema.check("fm", {"url": "socket://127.0.0.1:1"})
+    assert "portt" in check("ip_speaker", {"portt": 9300})[0]
+    assert "ack_timeout_s" in check("ip_speaker", {"ack_timeout_s": "3"})[0]
+    missing = check("fm", {"url": "socket://127.0.0.1:1"})
     assert len(missing) == 1 and "resource_code" in missing[0]
-    assert config_schema.check("somebody_elses_adapter", {"anything": 1}) == []
+    assert check("somebody_elses_adapter", {"anything": 1}) == []
 
 
 def test_registry_stops_only_the_misconfigured_adapter() -> None:
@@ -56,4 +66,4 @@ def test_commented_examples_in_the_shipped_configuration_are_valid() -> None:
     )
     assert set(examples["adapters"]) == {"front_end", "fm", "cable_tv"}
     for name, section in examples["adapters"].items():
-        assert config_schema.check(name, section) == [], name
+        assert check(name, section) == [], name

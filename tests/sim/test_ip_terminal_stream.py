@@ -16,7 +16,7 @@ from broadcast.model import DeliveryStatus, FailureReason
 from broadcast.web.live import live_audio_handler
 from sim.ip_playback import FETCH_FAILED, STREAM_BROKEN
 from sim.mp3 import mpeg_duration
-from tests.adapters.test_ip_speaker_adapter import T0, Rig, make_rig
+from tests.adapters.ip_speaker.test_adapter import T0, Rig, make_rig
 from tests.audio.helpers import SENTENCE
 from tests.audio.live_helpers import make_live
 from tests.helpers.poll import until

@@ -8,8 +8,7 @@ tick; every tick each live terminal sends one heartbeat, the sim waits until eve
 has been answered (a barrier, so the adapter stamps events with the tick time), then runs the adapter's
 liveness check. Nothing sleeps.
 
-Two wires (say which one was measured): ``SocketWire`` and ``InProcessWire`` in sim.month_wires,
-re-exported here.
+Two wires (say which one was measured): ``SocketWire`` and ``InProcessWire`` in bench.month_wires.
 
 Scenario: terminals register at tick 0; flapping terminals lose their network for 1–8 ticks (short
 flaps are invisible by design), some close their connection (seen at once), a few die for good, one
@@ -27,6 +26,8 @@ Ground truth, detection-time semantics (the report can only know what the contro
 - a fault from tick a to tick b (fault report, then recovery report) is ``fault`` in [a, b);
 - a terminal that never connects is offline throughout.
 
+A harness, not a device: it drives the real adapter and the core's ``LinkTracker``, so it lives in
+``bench/`` (used by bench/health.py and tests/bench), and ``sim/`` keeps only simulated devices.
 Owns the scenario, the drive loop and the truth/expected figures.
 Must never import the controller or web code, and never decide a figure by replaying link_events.
 """
@@ -45,11 +46,11 @@ from adapters.ip_speaker.adapter import IpSpeakerAdapter
 from adapters.ip_speaker.codec import Frame, PacketType, encode_frame
 from adapters.ip_speaker.payload_fields import FaultFlag, WorkState
 from adapters.ip_speaker.payloads import FaultReport, Heartbeat
+from bench.month_wires import Wire
 from broadcast.clock import BEIJING, ManualClock
 from broadcast.dispatch.links import LinkTracker
 from broadcast.messages import HeartbeatReport, LinkReport, Report
 from broadcast.model import LinkState
-from sim.month_wires import Wire
 from terminals.inventory_model import Inventory
 
 DAY_S = 86_400

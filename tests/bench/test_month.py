@@ -1,4 +1,4 @@
-"""A compressed month through the real heartbeat path (sim/month.py) against the simulator's own ground
+"""A compressed month through the real heartbeat path (bench/month.py) against the simulator's own ground
 truth: every figure of the health report must equal what the truth intervals say, computed by interval
 arithmetic on the truth (detection-time semantics), not by replaying link_events."""
 
@@ -12,15 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from broadcast.app.schema import feature_tables
-from broadcast.clock import BEIJING, ManualClock
-from broadcast.dispatch.links import LinkTracker
-from broadcast.events import Events
-from broadcast.reports.health import Period, health_report
-from broadcast.store.db import make_engine, prepare_schema
-from broadcast.store.inventory import sync_inventory
-from broadcast.store.tables import link_events
-from sim.month import (
+from bench.month import (
     MonthRun,
     MonthSink,
     Role,
@@ -32,7 +24,15 @@ from sim.month import (
     truth_days,
     truth_outages,
 )
-from sim.month_wires import InProcessWire, SocketWire, Wire
+from bench.month_wires import InProcessWire, SocketWire, Wire
+from broadcast.app.schema import feature_tables
+from broadcast.clock import BEIJING, ManualClock
+from broadcast.dispatch.links import LinkTracker
+from broadcast.events import Events
+from broadcast.reports.health import Period, health_report
+from broadcast.store.db import make_engine, prepare_schema
+from broadcast.store.inventory import sync_inventory
+from broadcast.store.tables import link_events
 from terminals.inventory import default_inventory
 from terminals.inventory_model import Inventory
 
@@ -131,7 +131,7 @@ async def test_compressed_days_equal_ground_truth(tmp_path: Path, kind: str) -> 
 async def test_detection_boundary_is_the_third_missed_heartbeat(tmp_path: Path) -> None:
     """One terminal silent for exactly 2 ticks is never offline; silent for 3 is offline from its 3rd
     missed heartbeat; a closed connection is offline at once."""
-    from sim.month import Span, SpanKind
+    from bench.month import Span, SpanKind
 
     inv = default_inventory()
     a, b, c = (t.resource_code for t in inv.terminals[:3])

@@ -1,14 +1,15 @@
-"""The wires of the compressed-month simulation (sim.month): how the simulated terminals' heartbeat bytes
+"""The wires of the compressed-month harness (bench.month): how the simulated terminals' heartbeat bytes
 reach the REAL ``IpSpeakerAdapter``, and the barrier that waits until every frame of a tick is answered.
 
 Two wires (say which one was measured):
 
 - ``SocketWire``: every terminal is a real TCP client on 127.0.0.1 speaking 0xFEFD frames to the
-  adapter's listening socket (the adapter's own ``_serve`` loop reads, decodes and answers).
+  adapter's listening socket (the adapter's own server loop reads, decodes and answers).
 - ``InProcessWire``: for volume. Each terminal's bytes are fed to the adapter's own ``FrameDecoder``
-  on a ``Link`` and every decoded frame goes to the adapter's frame handler (``_on_frame``), i.e. the
-  code ``_serve`` runs per received chunk, without kernel sockets; replies are encoded and written to
-  a counting writer. A closed connection is handed to the adapter's ``_detach`` as ``_serve`` does on EOF.
+  on a ``Link`` opened on the adapter's ``FrameServer`` and every decoded frame goes to
+  ``FrameServer.frame_in``, i.e. the code the server loop runs per received chunk, without kernel
+  sockets; replies are encoded and written to a counting writer. A closed connection is handed to
+  ``FrameServer.detach`` as the server loop does on EOF.
 
 Owns moving bytes between simulated terminals and the adapter and counting the replies. Must never decide
 the scenario, the ground truth or any figure, never import the controller or web code, and never sleep for
@@ -24,6 +25,7 @@ from typing import Any, Protocol
 from adapters.ip_speaker.adapter import IpSpeakerAdapter
 from adapters.ip_speaker.codec import DecodeError, FrameDecoder
 from adapters.ip_speaker.link import Link
+from adapters.ip_speaker.server import FrameServer
 
 
 class Wire(Protocol):
@@ -146,7 +148,7 @@ class InProcessWire:
     """Frames fed to the adapter's FrameDecoder and frame handler directly (see the module docstring)."""
 
     def __init__(self, adapter: IpSpeakerAdapter) -> None:
-        self._adapter = adapter
+        self._server: FrameServer = adapter.server
         self._links: dict[str, list[Link]] = {}
         self._count = _Counter()
 
@@ -155,14 +157,13 @@ class InProcessWire:
         return self._count.replies
 
     async def connect(self, code: str, first_frame: bytes) -> None:
-        link = Link(None, _CountingWriter(self._count), self._adapter._variant)  # type: ignore[arg-type]
-        self._adapter._links.add(link)
+        link = self._server.open_link(None, _CountingWriter(self._count))  # type: ignore[arg-type]
         self._links.setdefault(code, []).append(link)
         self.send(code, first_frame)
 
     def send(self, code: str, data: bytes) -> None:
         link = self._links[code][-1]
-        handle = self._adapter._on_frame
+        handle = self._server.frame_in
         for item in link.decoder.feed(data):
             if isinstance(item, DecodeError):
                 raise RuntimeError(f"simulated terminal {code} sent a bad frame: {item}")
@@ -171,11 +172,11 @@ class InProcessWire:
     async def retire_old(self, code: str) -> None:
         links = self._links[code]
         while len(links) > 1:
-            self._adapter._detach(links.pop(0), "连接断开")
+            self._server.detach(links.pop(0), "连接断开")
 
     async def close_link(self, code: str) -> None:
         for link in self._links.pop(code, []):
-            self._adapter._detach(link, "连接断开")
+            self._server.detach(link, "连接断开")
 
     async def settle(self, expected_replies: int) -> None:
         if self._count.replies < expected_replies:

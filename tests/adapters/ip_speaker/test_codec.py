@@ -1,5 +1,5 @@
-"""The IP loudspeaker wire format: BCD, CRC-32/MPEG-2, every business payload, frames and the
-resynchronising stream decoder."""
+"""The IP loudspeaker wire format: its CRC-32/MPEG-2 against an independent bitwise one, every business
+payload, frames and the resynchronising stream decoder (packed BCD itself: tests/adapters/wire)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import struct
 
 import pytest
 
-from adapters.ip_speaker.bcd import crc32_mpeg2, decode_bcd, encode_bcd
 from adapters.ip_speaker.codec import (
     DecodeError,
     DecodeErrorKind,
@@ -33,6 +32,8 @@ from adapters.ip_speaker.payloads import (
     UnsupportedBusiness,
     decode_business,
 )
+from adapters.wire.bcd import encode_bcd
+from adapters.wire.crc import crc32_mpeg2
 
 PLATFORM = "45301810000000101010101"
 TERMINAL = "65301810010010314010401"
@@ -62,23 +63,6 @@ def test_crc_check_value() -> None:
     for n in (0, 1, 7, 64, 300):
         data = bytes(rng.randrange(256) for _ in range(n))
         assert crc32_mpeg2(data) == _bitwise_crc(data)
-
-
-def test_bcd_pads_and_rejects() -> None:
-    assert encode_bcd(TERMINAL, 12) == bytes.fromhex("065301810010010314010401")
-    assert decode_bcd(bytes.fromhex("065301810010010314010401"), 23) == TERMINAL
-    with pytest.raises(ValueError):
-        encode_bcd("12a", 2)
-    with pytest.raises(ValueError):
-        encode_bcd("12345", 2)
-    with pytest.raises(ValueError):
-        decode_bcd(bytes.fromhex("1a"), 2)  # a nibble above 9
-    with pytest.raises(ValueError):
-        decode_bcd(bytes.fromhex("1234"), 3)  # non-zero pad nibble
-    rng = random.Random(RNG_SEED)
-    for _ in range(50):
-        digits = _digits(rng, 35)
-        assert decode_bcd(encode_bcd(digits, 18), 35) == digits
 
 
 def _payloads(rng: random.Random) -> list[object]:

@@ -29,16 +29,16 @@ from adapters.cable_tv.sections import (
     Section,
     SectionError,
     SectionFault,
-    bcd_encode,
     build_content,
     build_ebit,
-    crc32_mpeg2,
     decode_time,
     encode_time,
     parse_content,
     parse_ebit,
     split_sections,
 )
+from adapters.wire.bcd import encode_bcd
+from adapters.wire.crc import crc32_mpeg2
 
 EBM = "43415230000000101010101202611150001"
 CODES = ("43415230000000302010301", "63415231002000301010401")
@@ -73,8 +73,39 @@ def test_time_is_mjd_plus_bcd_utc() -> None:
 
 
 def test_bcd_resource_code_is_12_bytes_left_padded() -> None:
-    assert bcd_encode(CODES[0], 12).hex() == "0" + CODES[0]
-    assert bcd_encode(EBM, 18).hex() == "0" + EBM
+    assert encode_bcd(CODES[0], 12).hex() == "0" + CODES[0]
+    assert encode_bcd(EBM, 18).hex() == "0" + EBM
+
+
+def _resealed(raw: bytes, at: int, value: int) -> bytes:
+    """``raw`` with byte ``at`` replaced and a fresh CRC_32, so only the payload check can object."""
+    body = bytearray(raw[:-4])
+    body[at] = value
+    return bytes(body) + crc32_mpeg2(bytes(body)).to_bytes(4, "big")
+
+
+def test_bad_bcd_nibbles_in_a_section_are_refused_as_payload_errors() -> None:
+    (raw,) = build_ebit([entry()], network_id=1)
+    ebm_at = 8 + 1  # header, entry_count, then the EBM id's first byte (pad nibble + first digit)
+    assert raw[ebm_at] == int("0" + EBM[0], 16)
+    pad = Section.parse(_resealed(raw, ebm_at, 0x10 | int(EBM[0])))  # pad nibble 1: another code
+    with pytest.raises(SectionError) as e:
+        parse_ebit([pad])
+    assert e.value.fault is SectionFault.PAYLOAD and "pad" in str(e.value)
+    nibble = Section.parse(_resealed(raw, ebm_at + 1, 0x3A))  # a nibble above 9 inside the id
+    with pytest.raises(SectionError) as e2:
+        parse_ebit([nibble])
+    assert e2.value.fault is SectionFault.PAYLOAD and "not BCD" in str(e2.value)
+
+
+def test_bad_bcd_in_a_link_payload_is_a_section_error() -> None:
+    """The inserter answers a bad EBM id in an INSERT like a bad section (NACK BAD_SECTION)."""
+    good = insert_payload(EBM, [])
+    assert split_insert(good) == (EBM, b"")
+    for first in (0x14, 0xA4):  # non-zero pad nibble; a nibble above 9
+        with pytest.raises(SectionError) as e:
+            split_insert(bytes((first,)) + good[1:])
+        assert e.value.fault is SectionFault.PAYLOAD
 
 
 def test_ebit_section_header_fields() -> None:
@@ -157,7 +188,7 @@ def test_link_round_trip_and_resync() -> None:
 
 
 def test_link_crc_error_reports_seq() -> None:
-    wire = bytearray(LinkFrame(77, Command.WITHDRAW, bcd_encode(EBM, 18)).encode())
+    wire = bytearray(LinkFrame(77, Command.WITHDRAW, encode_bcd(EBM, 18)).encode())
     wire[12] ^= 0x01
     (rej,) = LinkDecoder().feed(bytes(wire))
     assert rej == LinkReject(77, NackReason.BAD_CRC, "frame CRC mismatch")
