@@ -170,31 +170,31 @@ class JobBook:
         self.scheduler = sched
         return sched
 
-    def _open(self) -> AsyncIOScheduler:
+    def _scheduler(self) -> AsyncIOScheduler:
         if self.scheduler is None:
             raise JobStoreError(f"{self.label} scheduler is not open")
         return self.scheduler
 
     def prune(self, wanted: Collection[str]) -> None:
         """Remove this service's stored jobs whose id is not in ``wanted``."""
-        for job in self._open().get_jobs():
+        for job in self._scheduler().get_jobs():
             if job.id.startswith(self.prefix) and job.id not in wanted:
                 log.info("%s job %s is no longer configured; removing it", self.label, job.id)
                 job.remove()
 
     def stored_kwargs(self, job_id: str) -> dict[str, Any] | None:
         """The keyword arguments a job was stored with, or None when there is no such job."""
-        job = self._open().get_job(job_id)
+        job = self._scheduler().get_job(job_id)
         return None if job is None else dict(job.kwargs)
 
     def put(self, job_id: str, trigger: Any, *, name: str, kwargs: Mapping[str, str], **options: Any) -> None:
         """Add the job, or replace the stored one (its trigger, name and arguments)."""
-        self._open().add_job(
+        self._scheduler().add_job(
             self.func, trigger, id=job_id, name=name, replace_existing=True, kwargs=dict(kwargs), **options
         )
 
     def resume(self) -> None:
-        self._open().resume()
+        self._scheduler().resume()
 
     def close(self) -> None:
         if self.scheduler is not None:
