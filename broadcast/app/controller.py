@@ -51,12 +51,12 @@ from broadcast.policy.desk import Desk
 from broadcast.policy.engine import PolicyEngine
 from broadcast.reports.jobs import OpsService
 from broadcast.retry import RetryPolicy
-from broadcast.schedule.drill_service import DrillService, jobstore_url
-from broadcast.schedule.drill_service import pipeline_submitter as drill_submitter
+from broadcast.schedule.drill_service import DrillService
 from broadcast.schedule.drills import drill_prerenderer
+from broadcast.schedule.jobstore import jobstore_url
 from broadcast.schedule.programme_specs import programmes_from_config
 from broadcast.schedule.programmes import ProgrammeService
-from broadcast.schedule.programmes import pipeline_submitter as programme_submitter
+from broadcast.schedule.slots import pipeline_submitter
 from broadcast.security import accounts
 from broadcast.security.passwords import Passwords
 from broadcast.security.tokens import sync_configured_tokens
@@ -234,7 +234,7 @@ class Controller:
             inventory,
             engine,
             clock,
-            drill_submitter(pipeline),
+            pipeline_submitter(pipeline),
             prerender=drill_prerenderer(pipeline.script, renderer, repeats_for=audio_cfg.repeats_for),
         )
         ops = report_service(settings, inventory, engine, clock)
@@ -242,7 +242,7 @@ class Controller:
         # emergencies preempt them. Always built: approving a submission schedules into it.
         programmes = ProgrammeService(
             clock,
-            programme_submitter(pipeline),
+            pipeline_submitter(pipeline),
             programmes_from_config(settings.raw.get("programmes", []), inventory.county.code),
             inventory.platform_name or inventory.name,
             inventory.platform_code,

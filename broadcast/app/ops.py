@@ -12,8 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcast.clock import Clock
 from broadcast.reports.jobs import OpsConfig, OpsService
-from broadcast.schedule.drill_service import DrillService, Submitter, jobstore_url
+from broadcast.schedule.drill_service import DrillService
 from broadcast.schedule.drills import Prerender, drills_from_config
+from broadcast.schedule.jobstore import jobstore_url
+from broadcast.schedule.slots import Submit
 from broadcast.settings import Settings
 from terminals.inventory_model import Inventory
 
@@ -23,7 +25,7 @@ def drill_service(
     inventory: Inventory,
     engine: AsyncEngine,
     clock: Clock,
-    submit: Submitter,
+    submit: Submit,
     *,
     prerender: Prerender | None = None,
 ) -> DrillService | None:

@@ -24,16 +24,15 @@ from __future__ import annotations
 import array
 import asyncio
 import contextlib
-import importlib
 import itertools
 import math
 import operator
 import re
 import sys
 from collections.abc import Sequence
-from types import ModuleType
 from typing import Any
 
+from broadcast.audio import encode_options
 from broadcast.audio.encode_level import level_pcm
 from broadcast.audio.encode_options import (  # settings and pure helpers live there
     MAX_GAIN_DB,
@@ -48,34 +47,13 @@ from broadcast.audio.encode_options import (  # settings and pure helpers live t
 )
 from broadcast.audio.ffmpeg import FfmpegError, ffmpeg_exe, run_ffmpeg, wav_bytes
 
-
-def _load_lameenc() -> ModuleType | None:
-    try:
-        return importlib.import_module("lameenc")
-    except ImportError:
-        return None
-
-
-# LAME in-process (``lameenc>=1.7``); None: MP3 is encoded by an ffmpeg process instead.
-_lameenc: ModuleType | None = _load_lameenc()
 _VOLUME_RE = re.compile(r"(mean|max)_volume:\s*(-?[0-9.]+|-inf) dB")
-
-
-def _load_numpy() -> ModuleType | None:
-    try:
-        return importlib.import_module("numpy")
-    except ImportError:
-        return None
-
-
-# numpy (``numpy>=1.26``) levels GAIN speech in-process; None: the ffmpeg filter chain does it instead.
-_np: ModuleType | None = _load_numpy()
 
 
 def in_process_level(audio_filter: str | None) -> GainLevel | None:
     """The level to apply in-process (numpy gain + limiter, then LAME) when ``audio_filter`` is a GAIN
     chain and numpy and lameenc are both importable; None means the ffmpeg path."""
-    if _np is None or _lameenc is None:
+    if encode_options.numpy is None or encode_options.lameenc is None:
         return None
     return parse_gain_filter(audio_filter)
 
@@ -197,7 +175,7 @@ def rms_dbfs(parts: Sequence[bytes], *, stride: int = 8) -> float:
     reports it), from every ``stride``-th sample: in-process, ≈8 ms for a minute of speech."""
     total = 0
     count = 0
-    np = _np
+    np = encode_options.numpy
     if np is not None:  # the same sum, exactly (integers), ≈10× faster
         for part in parts:
             sub = np.frombuffer(part, dtype="<i2", count=len(part) // 2)[::stride].astype(np.int64)
@@ -237,7 +215,11 @@ async def filter_pcm(
 ) -> bytes:
     """Work PCM through an ffmpeg filter chain, back to 16-bit mono PCM at ``sample_rate`` (work PCM for
     WAV output; the MP3 rate before LAME encodes it in-process)."""
-    level = parse_gain_filter(audio_filter) if _np is not None and sample_rate == WORK_RATE else None
+    level = (
+        parse_gain_filter(audio_filter)
+        if encode_options.numpy is not None and sample_rate == WORK_RATE
+        else None
+    )
     if level is not None:
         return await asyncio.to_thread(level_pcm, pcm, level)
     out, _ = await run_ffmpeg(
@@ -275,7 +257,7 @@ async def encode(
     """Encode work PCM to ``fmt`` (MP3 mono CBR, or a complete RIFF/WAVE 16-bit mono file), passing it
     through ``audio_filter`` (an ffmpeg filter chain such as ``level_filter`` gives) on the way."""
     o = options
-    if fmt is OutputFormat.MP3 and _lameenc is not None:
+    if fmt is OutputFormat.MP3 and encode_options.lameenc is not None:
         level = in_process_level(audio_filter)
         if level is not None:
             return await numpy_levelled_mp3([pcm], level, o)
@@ -323,11 +305,11 @@ async def encode(
 
 def in_process_mp3() -> bool:
     """True when MP3 is encoded in-process by LAME (``lameenc`` importable), False when by ffmpeg."""
-    return _lameenc is not None
+    return encode_options.lameenc is not None
 
 
 def _lame_encoder(sample_rate: int, options: EncodeOptions) -> Any:
-    lame = _lameenc
+    lame = encode_options.lameenc
     if lame is None:
         raise RuntimeError("lameenc is not installed: MP3 is encoded by ffmpeg (encode())")
     enc = lame.Encoder()

@@ -1,9 +1,11 @@
 """In-process levelling of work PCM with numpy: gain, a peak limiter without look-ahead, and linear
-resampling. Called by broadcast/audio/encode.py only when numpy is importable; must never start a process.
+resampling. Called by broadcast/audio/encode.py only when numpy is importable (``encode_options.numpy``);
+must never start a process and never import encode.py.
 """
 
 from __future__ import annotations
 
+from broadcast.audio import encode_options
 from broadcast.audio.encode_options import LIMIT_HOLD_S, LIMIT_MARGIN_DB, WORK_RATE, GainLevel
 
 
@@ -21,9 +23,7 @@ def level_pcm(
     ``out_rate`` (default: ``sample_rate``) resamples the result by linear interpolation — far cheaper
     than LAME's resampler, never above the limited peaks, and its images fall above LAME's low-pass at
     the MP3 rates used here."""
-    from broadcast.audio import encode  # the module global, so tests can switch numpy off there
-
-    np = encode._np
+    np = encode_options.numpy
     if np is None:
         raise RuntimeError("numpy is not installed: levelling goes through ffmpeg (filter_pcm())")
     n = len(pcm) // 2

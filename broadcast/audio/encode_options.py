@@ -1,13 +1,33 @@
 """Encoding settings and their small pure pieces: the work sample rate, output formats, loudness
-methods, EncodeOptions, and the GAIN filter chain read back. Used by broadcast/audio/encode.py; must never
-start a process or touch numpy/LAME.
+methods, EncodeOptions, the GAIN filter chain read back, and the two optional in-process accelerators
+(``numpy``, ``lameenc``: None when not importable). Used by broadcast/audio/encode.py and encode_level.py;
+must never start a process or call numpy/LAME itself.
+
+The accelerators are read from this module at call time (``encode_options.numpy``), never copied into
+another module, so switching one off here (tests: ``monkeypatch.setattr(encode_options, "numpy", None)``)
+switches every path that uses it to ffmpeg.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from types import ModuleType
+
+
+def _optional(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+# numpy (``numpy>=1.26``) levels GAIN speech in-process; None: the ffmpeg filter chain does it instead.
+numpy: ModuleType | None = _optional("numpy")
+# LAME in-process (``lameenc>=1.7``); None: MP3 is encoded by an ffmpeg process instead.
+lameenc: ModuleType | None = _optional("lameenc")
 
 WORK_RATE = 22_050  # programmes are assembled as 16-bit mono PCM at this rate
 

@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from broadcast.clock import Clock, SystemClock
+from broadcast.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +105,9 @@ class EngineStatus:
 class EngineChain:
     """Try engines in order; after a failure skip that engine for a back-off period.
 
-    The back-off doubles with each consecutive failure (``backoff_s`` … ``max_backoff_s``) and resets on a
-    success. If every engine is backed off, the last one (normally the offline engine) is tried anyway:
-    a broadcast must not fail just because the chain is being careful.
+    The back-off (a ``RetryPolicy`` without jitter) doubles with each consecutive failure (``backoff_s`` …
+    ``max_backoff_s``) and resets on a success. If every engine is backed off, the last one (normally the
+    offline engine) is tried anyway: a broadcast must not fail just because the chain is being careful.
     """
 
     def __init__(
@@ -121,8 +122,8 @@ class EngineChain:
             raise ValueError("an engine chain needs at least one engine")
         self.engines: tuple[TtsEngine, ...] = tuple(engines)
         self._clock = clock or SystemClock()
-        self._backoff_s = backoff_s
-        self._max_backoff_s = max_backoff_s
+        # Doubling, no jitter: one chain per process, nothing to spread out.
+        self._retry = RetryPolicy(initial_s=backoff_s, max_s=max_backoff_s, factor=2.0, jitter=(1.0, 1.0))
         self._health: dict[int, _Health] = {i: _Health() for i in range(len(self.engines))}
 
     def available(self, engine: TtsEngine) -> bool:
@@ -173,7 +174,7 @@ class EngineChain:
         h = self._health[self._index(engine)]
         h.failures += 1
         h.last_error = error
-        delay = min(self._max_backoff_s, self._backoff_s * 2 ** (h.failures - 1))
+        delay = self._retry.delay(h.failures)
         h.down_until = self._clock.monotonic() + delay
         if h.failures == 1:
             log.warning(

@@ -18,7 +18,7 @@ This module only rewrites the parts it recognises and leaves every Hanzi charact
 分 of a zero minute, 08时00分 → 八时, and 至 in a clock range, 10:00至12:00 → 十点到十二点), so place names
 (八街街道, 县街, 禄脿) and already-normalised text come through unchanged; the function is idempotent. It must
 never do I/O, read the clock, or depend on the rest of the product. Number spelling and the constant tables
-live in `broadcast.audio.normalize_lexicon` (re-exported here); this module holds the rules and the pipeline.
+live in `broadcast.audio.normalize_lexicon`; this module holds the rules and the pipeline.
 """
 
 from __future__ import annotations
@@ -28,32 +28,29 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from broadcast.audio.normalize_lexicon import (
-    _ABBREVIATIONS,
-    _ASCII_ROMAN,
-    _CIRCLED,
-    _DIGITS,
-    _FULLWIDTH_TABLE,
-    _NUM,
-    _PHONE_AFTER_CUES,
-    _PHONE_CUES,
-    _PHONE_LIST_GAP,
-    _RANGE_CJK_UNIT,
-    _RANGE_SEP,
-    _ROMAN,
-    _SERVICE_LONG,
-    _SERVICE_SHORT,
-    _SIGN,
-    _TEMPERATURE_UNITS,
-    _UNIT_RE,
-    _UNIT_WORD,
-    _quantity,
+    ABBREVIATIONS,
+    ASCII_ROMAN,
+    CIRCLED,
+    DIGITS,
+    FULLWIDTH_TABLE,
+    NUM,
+    PHONE_AFTER_CUES,
+    PHONE_CUES,
+    PHONE_LIST_GAP,
+    RANGE_CJK_UNIT,
+    RANGE_SEP,
+    ROMAN,
+    SERVICE_LONG,
+    SERVICE_SHORT,
+    SIGN,
+    TEMPERATURE_UNITS,
+    UNIT_RE,
+    UNIT_WORD,
     digits_zh,
     int_to_zh,
     number_to_zh,
+    quantity_zh,
 )
-
-__all__ = ["digits_zh", "int_to_zh", "normalise_for_speech", "number_to_zh"]
-
 
 # ---------------------------------------------------------------------------------------------------
 # Rules. Each rule is a compiled pattern and a function of the match; they run in order, and every rule
@@ -77,10 +74,10 @@ def _grade_bracket(m: re.Match[str]) -> str:
 
 
 def _grade_value(token: str) -> int:
-    if token in _ROMAN:
-        return _ROMAN[token]
-    if token in _ASCII_ROMAN:
-        return _ASCII_ROMAN[token]
+    if token in ROMAN:
+        return ROMAN[token]
+    if token in ASCII_ROMAN:
+        return ASCII_ROMAN[token]
     return int(token)
 
 
@@ -102,7 +99,7 @@ def _clock_time(h: str, mi: str, s: str | None) -> str:
 
 def _minute(mi: str) -> str:
     value = int(mi)
-    return ("零" + _DIGITS[value]) if 0 < value < 10 else int_to_zh(value)
+    return ("零" + DIGITS[value]) if 0 < value < 10 else int_to_zh(value)
 
 
 def _time_range(m: re.Match[str]) -> str:
@@ -147,7 +144,7 @@ def _degrees_minutes(m: re.Match[str]) -> str:
 def _list_marker(m: re.Match[str]) -> str:
     groups = m.groupdict()
     written = groups.get("n") or groups.get("p")
-    value = int(written) if written else _CIRCLED[m["c"]]
+    value = int(written) if written else CIRCLED[m["c"]]
     lead = groups.get("lead")
     if lead is None:  # a marker in running text: keep a pause before it
         before = m.string[m.start() - 1] if m.start() > 0 else ""
@@ -161,9 +158,9 @@ def _is_ordinal(m: re.Match[str]) -> bool:
 
 
 def _signed(sign: str | None, number: str, unit: str | None, following: str, ordinal: bool = False) -> str:
-    spoken = _quantity(number, following=following, ordinal=ordinal)
+    spoken = quantity_zh(number, following=following, ordinal=ordinal)
     if sign:
-        spoken = ("零下" if unit in _TEMPERATURE_UNITS else "负") + spoken
+        spoken = ("零下" if unit in TEMPERATURE_UNITS else "负") + spoken
     return spoken
 
 
@@ -177,8 +174,8 @@ def _range(m: re.Match[str]) -> str:
         return f"百分之{a}到百分之{b}"
     if unit == "‰":
         return f"千分之{a}到千分之{b}"
-    spoken_u1 = _UNIT_WORD.get(u1, u1) if u1 and u1 != u2 else ""
-    return f"{a}{spoken_u1}到{b}{_UNIT_WORD.get(u2, '') if u2 else ''}"
+    spoken_u1 = UNIT_WORD.get(u1, u1) if u1 and u1 != u2 else ""
+    return f"{a}{spoken_u1}到{b}{UNIT_WORD.get(u2, '') if u2 else ''}"
 
 
 def _measured(m: re.Match[str]) -> str:
@@ -189,7 +186,7 @@ def _measured(m: re.Match[str]) -> str:
         return "百分之" + spoken
     if unit == "‰":
         return "千分之" + spoken
-    return spoken + _UNIT_WORD[unit]
+    return spoken + UNIT_WORD[unit]
 
 
 def _phone(m: re.Match[str]) -> str:
@@ -203,7 +200,7 @@ def _plain_number(m: re.Match[str]) -> str:
     if len(whole) > 1 and whole[0] == "0" and not frac:
         # 08时 → 八时, but a zero-led code such as 007 or 0871 is read digit by digit.
         return int_to_zh(int(whole)) if following[:1] in tuple("时点日号月") else digits_zh(whole)
-    spoken = _quantity(written, following=following, ordinal=_is_ordinal(m))
+    spoken = quantity_zh(written, following=following, ordinal=_is_ordinal(m))
     return ("负" + spoken) if m["s"] else spoken
 
 
@@ -228,17 +225,17 @@ _EARLY_RULES: tuple[_Rule, ...] = (
     _Rule(
         "grade-ascii-roman",
         re.compile(r"(?<![A-Za-z])(?P<r>IV|III|II|I|V)(?=级|类)"),
-        lambda m: int_to_zh(_ASCII_ROMAN[m["r"]]),
+        lambda m: int_to_zh(ASCII_ROMAN[m["r"]]),
     ),
-    _Rule("grade-roman", re.compile("[" + "".join(_ROMAN) + "]"), lambda m: int_to_zh(_ROMAN[m[0]])),
+    _Rule("grade-roman", re.compile("[" + "".join(ROMAN) + "]"), lambda m: int_to_zh(ROMAN[m[0]])),
     _Rule(
         "abbreviation",
         re.compile(
             r"(?<![A-Za-z0-9])(?:"
-            + "|".join(re.escape(a) for a, _ in _ABBREVIATIONS)
+            + "|".join(re.escape(a) for a, _ in ABBREVIATIONS)
             + r")(?![A-Za-z0-9]|\.\d)"
         ),
-        lambda m: dict(_ABBREVIATIONS)[m[0]],
+        lambda m: dict(ABBREVIATIONS)[m[0]],
     ),
     _Rule(
         "road-code",  # G320国道 → G三二零国道
@@ -277,7 +274,7 @@ _EARLY_RULES: tuple[_Rule, ...] = (
     ),
     _Rule(
         "ratio",  # 1:50000 → 一比五万
-        re.compile(rf"(?<![\d.:])(?P<a>{_NUM})\s*[:：]\s*(?P<b>{_NUM})(?![\d.:])"),
+        re.compile(rf"(?<![\d.:])(?P<a>{NUM})\s*[:：]\s*(?P<b>{NUM})(?![\d.:])"),
         _ratio,
     ),
     _Rule(
@@ -331,7 +328,7 @@ _EARLY_RULES: tuple[_Rule, ...] = (
         re.compile(
             _LIST_LEAD
             + r"(?:(?P<n>[1-9]|1\d|20)(?:\.(?!\d)|、)|[(（](?P<p>[1-9]|1\d|20)[)）]|(?P<c>["
-            + "".join(_CIRCLED)
+            + "".join(CIRCLED)
             + r"]))\s*(?=[\u4e00-\u9fffA-Za-z“\"《])"
         ),
         _list_marker,
@@ -343,21 +340,21 @@ _EARLY_RULES: tuple[_Rule, ...] = (
     ),
     _Rule(
         "circled-number",
-        re.compile("(?P<c>[" + "".join(_CIRCLED) + "])"),
+        re.compile("(?P<c>[" + "".join(CIRCLED) + "])"),
         _list_marker,
     ),
     _Rule(
         "coordinate",  # 24.91°N → 北纬二十四点九一度; E102°28′ → 东经一百零二度二十八分
         re.compile(
-            rf"(?:(?<![A-Za-z])(?P<hemi2>[NSEW])\s*)?(?P<deg>{_NUM})\s*°"
-            rf"(?:\s*(?P<min>{_NUM})\s*[′'])?(?:\s*(?P<sec>{_NUM})\s*[″\"])?"
+            rf"(?:(?<![A-Za-z])(?P<hemi2>[NSEW])\s*)?(?P<deg>{NUM})\s*°"
+            rf"(?:\s*(?P<min>{NUM})\s*[′'])?(?:\s*(?P<sec>{NUM})\s*[″\"])?"
             r"(?:\s*(?P<hemi>[NSEW])(?![A-Za-z]))?"
         ),
         lambda m: _coordinate(m) if (m["hemi"] or m["hemi2"]) else m[0],
     ),
     _Rule(
         "degrees-minutes",  # 102°28′ → 一百零二度二十八分
-        re.compile(rf"(?P<deg>{_NUM})\s*°\s*(?P<min>{_NUM})\s*[′'](?:\s*(?P<sec>{_NUM})\s*[″\"])?"),
+        re.compile(rf"(?P<deg>{NUM})\s*°\s*(?P<min>{NUM})\s*[′'](?:\s*(?P<sec>{NUM})\s*[″\"])?"),
         _degrees_minutes,
     ),
 )
@@ -367,14 +364,14 @@ _LATE_RULES: tuple[_Rule, ...] = (
     _Rule(
         "range",  # 24-48小时, 3~5天, 50—100毫米, 60%-80%, -5～-3℃, 10-12级, 20时-23时
         re.compile(
-            rf"(?<![\d.,])(?P<s1>{_SIGN})?(?P<n1>{_NUM})\s*(?P<u1>{_UNIT_RE}|[{_RANGE_CJK_UNIT}])?"
-            rf"{_RANGE_SEP}(?P<s2>-)?(?P<n2>{_NUM})(?![\d.])\s*(?P<u2>{_UNIT_RE})?"
+            rf"(?<![\d.,])(?P<s1>{SIGN})?(?P<n1>{NUM})\s*(?P<u1>{UNIT_RE}|[{RANGE_CJK_UNIT}])?"
+            rf"{RANGE_SEP}(?P<s2>-)?(?P<n2>{NUM})(?![\d.])\s*(?P<u2>{UNIT_RE})?"
         ),
         _range,
     ),
     _Rule(
         "measured",  # 78mm, 35℃, -5℃, 85%, 12.5m/s, 100km
-        re.compile(rf"(?<![\d.,])(?P<s>{_SIGN})?(?P<n>{_NUM})(?![\d])\s?(?P<u>{_UNIT_RE})"),
+        re.compile(rf"(?<![\d.,])(?P<s>{SIGN})?(?P<n>{NUM})(?![\d])\s?(?P<u>{UNIT_RE})"),
         _measured,
     ),
     _Rule(
@@ -382,11 +379,11 @@ _LATE_RULES: tuple[_Rule, ...] = (
         re.compile(
             r"(?<![A-Za-z])(?P<u>km/h|m/s|m³/s|m3/s|mm/h|μg/m³|μg/m3|mg/m³|km²|hPa|mm|cm|km|°C|℃)(?![A-Za-z])"
         ),
-        lambda m: _UNIT_WORD[m["u"]],
+        lambda m: UNIT_WORD[m["u"]],
     ),
     _Rule(
         "number",  # anything left: 1,200 → 一千二百; 12.5 → 十二点五; 08时 → 八时; 007 → 零零七
-        re.compile(rf"(?<![\d.,])(?P<s>{_SIGN})?(?P<n>{_NUM})"),
+        re.compile(rf"(?<![\d.,])(?P<s>{SIGN})?(?P<n>{NUM})"),
         _plain_number,
     ),
 )
@@ -397,18 +394,18 @@ def _phones(text: str) -> str:
     out: list[str] = []
     pos = 0
     prev_end = -1
-    for m in re.finditer(r"(?<![\d.,])\d{3,12}(?![\d.]|,\d{3}|\s?(?:" + _UNIT_RE + "))", text):
+    for m in re.finditer(r"(?<![\d.,])\d{3,12}(?![\d.]|,\d{3}|\s?(?:" + UNIT_RE + "))", text):
         token = m[0]
         before = text[max(0, m.start() - 8) : m.start()]
         after = text[m.end() : m.end() + 6]
-        cue_before = bool(re.search(r"(?:" + "|".join(_PHONE_CUES) + r")[：:\s]*(?:为|是)?[：:\s]*$", before))
-        cue_after = any(after.lstrip().startswith(c) for c in _PHONE_AFTER_CUES)
-        chained = prev_end >= 0 and bool(_PHONE_LIST_GAP.match(text[prev_end : m.start()]))
+        cue_before = bool(re.search(r"(?:" + "|".join(PHONE_CUES) + r")[：:\s]*(?:为|是)?[：:\s]*$", before))
+        cue_after = any(after.lstrip().startswith(c) for c in PHONE_AFTER_CUES)
+        chained = prev_end >= 0 and bool(PHONE_LIST_GAP.match(text[prev_end : m.start()]))
         is_phone = (
             cue_before
-            or (token in _SERVICE_LONG)
-            or (token in _SERVICE_SHORT and (cue_after or chained))
-            or (chained and (token in _SERVICE_SHORT or len(token) >= 5))
+            or (token in SERVICE_LONG)
+            or (token in SERVICE_SHORT and (cue_after or chained))
+            or (chained and (token in SERVICE_SHORT or len(token) >= 5))
         )
         if not is_phone:
             continue
@@ -443,11 +440,11 @@ def normalise_for_speech(text: str) -> str:
     The result holds no ASCII digits, keeps every Hanzi of the input, and is a fixed point:
     normalise_for_speech(normalise_for_speech(t)) == normalise_for_speech(t).
     """
-    text = text.translate(_FULLWIDTH_TABLE)
+    text = text.translate(FULLWIDTH_TABLE)
     # Full-width "．" and "：" are read as decimal point and clock colon only between digits.
     text = re.sub(r"(?<=\d)．(?=\d)", ".", text)
     for step in _STEPS:
         text = step(text)
     # Any digit a rule did not claim (there should be none) is still read, digit by digit.
-    text = re.sub(r"\d", lambda m: _DIGITS[int(m[0])], text)
+    text = re.sub(r"\d", lambda m: DIGITS[int(m[0])], text)
     return _punctuation(text)

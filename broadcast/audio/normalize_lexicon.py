@@ -1,8 +1,9 @@
 """Lexicon for Mandarin speech normalisation (播报文本规范化词表): number words and the rule tables.
 
-Owns how a number is spelled in Hanzi (`int_to_zh`, `digits_zh`, `number_to_zh`, and the 两/二 choice)
-and the constant tables the rules in `broadcast.audio.normalize` consult: units, abbreviations, phone cues,
-service numbers, Roman and circled numerals. `broadcast.audio.normalize` re-exports the public names.
+Owns how a number is spelled in Hanzi (`int_to_zh`, `digits_zh`, `number_to_zh`, and the 两/二 choice in
+`quantity_zh`) and the constant tables the rules in `broadcast.audio.normalize` consult: digits, units,
+number patterns, abbreviations, phone cues, service numbers, Roman and circled numerals (public: the
+rules read them; private ones are this module's own).
 
 It must never hold rewriting rules or the normalisation pipeline (those live in `broadcast.audio.normalize`),
 never do I/O, read the clock, or depend on the rest of the product.
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-_DIGITS = "零一二三四五六七八九"
+DIGITS = "零一二三四五六七八九"
 _DIGITS_YAO = "零幺二三四五六七八九"
 
 # Counting words after which a bare 2 is read 两 (两小时, 两天); anything else keeps 二 (二级, 二日, 二号).
@@ -43,14 +44,14 @@ _FULLWIDTH.update(
         "µ": "μ",
     }
 )
-_FULLWIDTH_TABLE = str.maketrans(_FULLWIDTH)
+FULLWIDTH_TABLE = str.maketrans(_FULLWIDTH)
 
-_ROMAN = {
+ROMAN = {
     "Ⅰ": 1, "Ⅱ": 2, "Ⅲ": 3, "Ⅳ": 4, "Ⅴ": 5, "Ⅵ": 6, "Ⅶ": 7, "Ⅷ": 8, "Ⅸ": 9, "Ⅹ": 10, "Ⅺ": 11, "Ⅻ": 12,
     "ⅰ": 1, "ⅱ": 2, "ⅲ": 3, "ⅳ": 4, "ⅴ": 5, "ⅵ": 6, "ⅶ": 7, "ⅷ": 8, "ⅸ": 9, "ⅹ": 10,
 }  # fmt: skip
-_ASCII_ROMAN = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5}
-_CIRCLED = {chr(0x2460 + i): i + 1 for i in range(20)}  # ① … ⑳
+ASCII_ROMAN = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5}
+CIRCLED = {chr(0x2460 + i): i + 1 for i in range(20)}  # ① … ⑳
 
 # Written unit → spoken unit; "%" and "‰" are prefixes and handled apart. Longest spellings first.
 _UNITS: tuple[tuple[str, str], ...] = (
@@ -101,21 +102,21 @@ _UNITS: tuple[tuple[str, str], ...] = (
     ("%", ""),
     ("‰", ""),
 )
-_UNIT_WORD = dict(_UNITS)
-_TEMPERATURE_UNITS = frozenset({"°C", "° C", "℃", "°F", "℉"})
+UNIT_WORD = dict(_UNITS)
+TEMPERATURE_UNITS = frozenset({"°C", "° C", "℃", "°F", "℉"})
 _UNIT_ALT = "|".join(re.escape(u) for u, _ in _UNITS)
 # An ASCII unit must not run on into more letters ("5min" is not "5m"+"in"); Hanzi/symbol units may.
-_UNIT_RE = rf"(?:{_UNIT_ALT})(?![A-Za-z])"
+UNIT_RE = rf"(?:{_UNIT_ALT})(?![A-Za-z])"
 
 # Single Hanzi units allowed after the first number of a range: "20时-23时", "22日—23日".
-_RANGE_CJK_UNIT = "时日月天年点号级度分秒米"
+RANGE_CJK_UNIT = "时日月天年点号级度分秒米"
 
-_NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
-_SIGN = r"(?:(?<![\dA-Za-z)）])-)"
-_RANGE_SEP = r"\s*(?:~|-|–|—(?!—))\s*"
+NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
+SIGN = r"(?:(?<![\dA-Za-z)）])-)"
+RANGE_SEP = r"\s*(?:~|-|–|—(?!—))\s*"
 
 # Abbreviations whose digits are part of a name. Read as a Chinese listener expects.
-_ABBREVIATIONS: tuple[tuple[str, str], ...] = (
+ABBREVIATIONS: tuple[tuple[str, str], ...] = (
     ("PM2.5", "PM二点五"),
     ("PM10", "PM十"),
     ("PM1", "PM一"),
@@ -127,7 +128,7 @@ _ABBREVIATIONS: tuple[tuple[str, str], ...] = (
     ("4G", "四G"),
 )
 
-_PHONE_CUES = (
+PHONE_CUES = (
     "拨打",
     "拨",
     "打",
@@ -143,15 +144,15 @@ _PHONE_CUES = (
     "TEL",
     "tel",
 )
-_PHONE_AFTER_CUES = ("报警", "火警", "急救", "求助", "求救", "电话", "热线", "指挥中心", "平台", "预警")
+PHONE_AFTER_CUES = ("报警", "火警", "急救", "求助", "求救", "电话", "热线", "指挥中心", "平台", "预警")
 # Public service numbers. Five-digit 12xxx lines are never quantities in warnings; the three-digit ones
 # (110 …) only count as phone numbers next to a phone word, since "120毫米" is a quantity.
-_SERVICE_LONG = frozenset(
+SERVICE_LONG = frozenset(
     {"12379", "12345", "12315", "12320", "12121", "12110", "12119", "12122", "12369", "12395", "12348",
      "12350", "12355", "12356", "12358", "12365", "12366", "12306", "12328", "12338", "12333", "96121"}
 )  # fmt: skip
-_SERVICE_SHORT = frozenset({"110", "119", "120", "122", "999"})
-_PHONE_LIST_GAP = re.compile(r"^\s*(?:、|或|和|及|/|,|，|或者|以及)?\s*(?:拨打)?\s*$")
+SERVICE_SHORT = frozenset({"110", "119", "120", "122", "999"})
+PHONE_LIST_GAP = re.compile(r"^\s*(?:、|或|和|及|/|,|，|或者|以及)?\s*(?:拨打)?\s*$")
 
 
 def int_to_zh(n: int) -> str:
@@ -197,13 +198,13 @@ def _section_zh(n: int) -> str:
         if zero:
             parts.append("零")
             zero = False
-        parts.append(_DIGITS[d] + unit)
+        parts.append(DIGITS[d] + unit)
     return "".join(parts)
 
 
 def digits_zh(digits: str, *, yao: bool = False) -> str:
     """Read digit by digit: "2026" → 二零二六; with yao=True (phone numbers) 1 is 幺: "110" → 幺幺零."""
-    table = _DIGITS_YAO if yao else _DIGITS
+    table = _DIGITS_YAO if yao else DIGITS
     return "".join(table[int(c)] if c.isdigit() else c for c in digits)
 
 
@@ -216,7 +217,7 @@ def number_to_zh(written: str) -> str:
     return spoken
 
 
-def _quantity(written: str, *, following: str = "", ordinal: bool = False) -> str:
+def quantity_zh(written: str, *, following: str = "", ordinal: bool = False) -> str:
     spoken = number_to_zh(written)
     if spoken == "二" and not ordinal and following.startswith(_COUNTERS):
         return "两"

@@ -10,7 +10,8 @@ terminal):
   rolled up through ``Inventory.path(area_code)``; a row whose area is not in the inventory is counted
   under the code ``unknown``. A terminal placed at street level counts for its county and street only.
 - **time to air** (到播时延) = ``playing_at − received_at`` of the broadcast, in seconds, over the on-air
-  rows; percentiles are nearest-rank (the smallest value with at least q % of values at or below it).
+  rows; percentiles are nearest-rank (the smallest value with at least q % of values at or below it), the
+  one definition in ``broadcast.store.stats``.
 - **failures by cause**: rows with status ``failed``, ``offline`` or ``cancelled``, keyed by their
   ``reason`` (or by the status when no reason was recorded), in total and per street.
 - **never answered** (未应答): rows whose status is still ``queued``, ``sent`` or ``offline`` — the
@@ -22,7 +23,6 @@ the database or change a delivery.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcast.clock import BEIJING
 from broadcast.model import DeliveryStatus
+from broadcast.store.stats import percentile
 from broadcast.store.tables import broadcasts, deliveries
 from terminals.inventory_model import Area, Inventory, UnknownAreaError
 
@@ -49,15 +50,8 @@ class BroadcastNotFoundError(LookupError):
         self.broadcast_id = broadcast_id
 
 
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile of an ascending sequence (q in 0..100); NaN for no values."""
-    if not sorted_values:
-        return math.nan
-    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
 def time_stats(values_s: Sequence[float]) -> dict[str, Any]:
+    """Count, min, the PERCENTILES, mean and max of time-to-air values in seconds (None when empty)."""
     values = sorted(values_s)
     out: dict[str, Any] = {"count": len(values)}
     if not values:

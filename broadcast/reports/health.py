@@ -21,7 +21,7 @@ the database or change a terminal's state.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -283,8 +283,3 @@ async def health_report(
         until=until,
     )
     return build_health(inventory, period, fleet, until=until, chronic_days=chronic_days)
-
-
-def online_rate(rows: Sequence[Mapping[str, Any]]) -> float:
-    """Online rate of report rows (each with available_s and observed_s), time-weighted."""
-    return _rate(sum(r["available_s"] for r in rows), sum(r["observed_s"] for r in rows))

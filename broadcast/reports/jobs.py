@@ -15,15 +15,16 @@ D+1 at ``daily_at``; the monthly report of month M from the 1st of M+1 at ``mont
 check only the latest due day and month are generated if no unexpired copy is stored (no back-fill of
 older periods: ``ebc report`` does that on demand). Every check also purges expired copies.
 
-Owns when reports are generated and kept, and the read side of stored reports. Must never compute a
-report figure (the report modules do) and never air anything (drills are ``broadcast.schedule``'s).
+Owns when reports are generated and kept; the stored copies and their queries are ``reports/store.py``'s
+(``list_reports``/``get_report`` here only supply the clock). Must never compute a report figure (the
+report modules do), never create tables (``prepare_schema`` does), never start or stop the drills (the
+composition root does) and never air anything.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,17 +32,17 @@ from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcast.clock import BEIJING, Clock
 from broadcast.reports.health import DEFAULT_CHRONIC_DAYS, Period, health_report
 from broadcast.reports.store import (
     ReportKind,
-    ensure_tables,
+    StoredReport,
+    get_report,
     latest_report,
+    list_reports,
     purge_expired,
-    reports,
     save_report,
 )
 from terminals.inventory_model import Inventory
@@ -124,15 +125,6 @@ class Generated:
     subject: str
 
 
-@dataclass(frozen=True)
-class StoredReport:
-    report_id: int
-    kind: ReportKind
-    subject: str
-    created_at: datetime
-    expires_at: datetime
-
-
 class OpsService:
     """See the module docstring."""
 
@@ -152,8 +144,7 @@ class OpsService:
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
-        """Create tables, do due work once, then check every ``check_every_s``."""
-        await ensure_tables(self.engine)
+        """Do due work once, then check every ``check_every_s``."""
         try:
             await self.tick()
         except Exception:
@@ -209,30 +200,9 @@ class OpsService:
     # -- stored reports ---------------------------------------------------------------------------
 
     async def list_reports(self, *, kind: ReportKind | None = None, limit: int = 100) -> list[StoredReport]:
-        now = self.clock.now()
-        stmt = (
-            select(
-                reports.c.id, reports.c.kind, reports.c.subject, reports.c.created_at, reports.c.expires_at
-            )
-            .where(reports.c.expires_at > now)
-            .order_by(reports.c.created_at.desc(), reports.c.id.desc())
-            .limit(limit)
-        )
-        if kind is not None:
-            stmt = stmt.where(reports.c.kind == str(kind))
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(stmt)
-            return [StoredReport(r[0], ReportKind(r[1]), r[2], r[3], r[4]) for r in rows]
+        """The unexpired stored reports now, newest first."""
+        return await list_reports(self.engine, now=self.clock.now(), kind=kind, limit=limit)
 
     async def get_report(self, report_id: int) -> tuple[StoredReport, dict[str, Any]] | None:
         """One unexpired stored report with its body, or None."""
-        async with self.engine.connect() as conn:
-            r = (
-                await conn.execute(
-                    select(reports).where(reports.c.id == report_id, reports.c.expires_at > self.clock.now())
-                )
-            ).first()
-        if r is None:
-            return None
-        body: dict[str, Any] = json.loads(r.body)
-        return StoredReport(r.id, ReportKind(r.kind), r.subject, r.created_at, r.expires_at), body
+        return await get_report(self.engine, report_id, now=self.clock.now())

@@ -1,14 +1,16 @@
-"""Generated reports kept for a configurable time: the ``reports`` table and its queries.
+"""Generated reports kept for a configurable time: the ``reports`` table and every query of it (saving,
+the newest copy of a report, the listing and one stored report for the API, purging expired copies).
 
-The table is defined on ``broadcast.store.tables.metadata`` so ``prepare_schema`` creates it once this
-module is imported; ``ensure_tables`` creates it on its own for callers that run before that. Owns only
-the stored copies of reports; must never compute a report or touch another table.
+The table is defined on ``broadcast.store.tables.metadata`` and created by ``prepare_schema`` when the
+composition root (or ``ebc report``) names it; nothing here creates tables. Owns only the stored copies
+of reports; must never compute a report or touch another table.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -41,9 +43,13 @@ reports = Table(
 Index("ix_reports_kind_subject", reports.c.kind, reports.c.subject, reports.c.created_at)
 
 
-async def ensure_tables(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        await conn.run_sync(lambda c: metadata.create_all(c, tables=[reports]))
+@dataclass(frozen=True)
+class StoredReport:
+    report_id: int
+    kind: ReportKind
+    subject: str
+    created_at: datetime
+    expires_at: datetime
 
 
 async def save_report(
@@ -93,3 +99,34 @@ async def purge_expired(engine: AsyncEngine, *, now: datetime) -> int:
     async with engine.begin() as conn:
         res = await conn.execute(delete(reports).where(reports.c.expires_at <= now))
         return int(res.rowcount)
+
+
+async def list_reports(
+    engine: AsyncEngine, *, now: datetime, kind: ReportKind | None = None, limit: int = 100
+) -> list[StoredReport]:
+    """The unexpired stored reports (optionally of one kind), newest first, without their bodies."""
+    stmt = (
+        select(reports.c.id, reports.c.kind, reports.c.subject, reports.c.created_at, reports.c.expires_at)
+        .where(reports.c.expires_at > now)
+        .order_by(reports.c.created_at.desc(), reports.c.id.desc())
+        .limit(limit)
+    )
+    if kind is not None:
+        stmt = stmt.where(reports.c.kind == str(kind))
+    async with engine.connect() as conn:
+        rows = await conn.execute(stmt)
+        return [StoredReport(r[0], ReportKind(r[1]), r[2], r[3], r[4]) for r in rows]
+
+
+async def get_report(
+    engine: AsyncEngine, report_id: int, *, now: datetime
+) -> tuple[StoredReport, dict[str, Any]] | None:
+    """One unexpired stored report with its body, or None."""
+    async with engine.connect() as conn:
+        r = (
+            await conn.execute(select(reports).where(reports.c.id == report_id, reports.c.expires_at > now))
+        ).first()
+    if r is None:
+        return None
+    body: dict[str, Any] = json.loads(r.body)
+    return StoredReport(r.id, ReportKind(r.kind), r.subject, r.created_at, r.expires_at), body

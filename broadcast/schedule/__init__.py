@@ -2,7 +2,9 @@
 
 The package exports the two job functions because APScheduler stores jobs by reference
 (``broadcast.schedule:run_drill_job``, ``broadcast.schedule:run_programme_job``): these two names
-are the only re-exports, and they must stay loadable for jobs stored by earlier installations.
+are the only re-exports, and they must stay loadable for jobs stored by earlier installations. A
+reference that moved is rewritten in the job store before a scheduler loads it
+(``broadcast.schedule.jobstore.MOVED_JOB_FUNCS``).
 """
 
 from broadcast.schedule.drill_service import run_drill_job

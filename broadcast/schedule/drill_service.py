@@ -17,56 +17,53 @@ Definitions:
   twice; the unique (drill_id, slot) row does the same for the record.
 
 How firing works: APScheduler keeps each drill as a job whose function is the module-level
-``run_drill_job`` (jobs must be picklable: no lambdas, no bound methods) with plain-string arguments.
-The job store is synchronous SQLAlchemy: the URL is derived from the async database URL
-(sqlite+aiosqlite → sqlite; postgresql+asyncpg → postgresql+psycopg when psycopg is installed, else a
-SQLite file). The job never trusts APScheduler's notion of which run this is: it reconciles — every
-slot since the last recorded one is run if inside the grace period or recorded as missed — so the
-outcome is decided by ``misfire_decision`` alone and can be tested without a running scheduler.
+``run_drill_job`` (jobs must be picklable: no lambdas, no bound methods) with plain-string arguments, in
+the job store shared with the programmes (``broadcast.schedule.jobstore``). The job never trusts
+APScheduler's notion of which run this is: it reconciles — every slot since the last recorded one is run
+if inside the grace period or recorded as missed — so the outcome is decided by ``misfire_decision``
+alone and can be tested without a running scheduler. The stored reference
+``broadcast.schedule:run_drill_job`` must stay loadable, and so must the job's ``anchor`` argument (the
+moment the drill was first scheduled, kept across restarts).
 
-Owns the drills' schedule, the drill_runs table and the job function; the drill specs, config parsing, the
-pure slot/misfire decisions, building drill drafts and the pre-renderer live in ``broadcast.drills`` and
-are re-exported here. Must never air anything
-itself (it calls the submit callback) and never sleeps.
+Owns the drills' schedule, the drill_runs table (created by ``prepare_schema``, never here) and the job
+function; the drill specs, config parsing, the pure misfire decision, building drill drafts and the
+pre-renderer live in ``broadcast.schedule.drills``. Must never air anything itself (it calls the submit
+callback) and never sleeps.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Protocol
 
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Column, Integer, String, Table, Text, UniqueConstraint, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcast.clock import Clock
-from broadcast.model import MessageDraft
 from broadcast.schedule.drills import (
-    SHANGHAI,
+    JOB_PREFIX,
     DrillOutcome,
     DrillSpec,
-    DrillStoreError,
     MisfireDecision,
     Prerender,
-    build_draft,
+    drill_draft,
     misfire_decision,
     next_slot,
-    slots_between,
 )
+from broadcast.schedule.jobstore import JobBook, Running
+from broadcast.schedule.slots import Submit, slots_between
 from broadcast.store.broadcasts import DuplicateSourceError
 from broadcast.store.tables import UtcDateTime, metadata
 
 log = logging.getLogger(__name__)
 
 
-JOB_FUNC = "broadcast.schedule:run_drill_job"
+JOB_FUNC = "broadcast.schedule:run_drill_job"  # persisted in every stored drill job: must stay loadable
+JOB_TABLE = "apscheduler_jobs"  # APScheduler's default table name, which the drill jobs were always kept in
 
 drill_runs = Table(
     "drill_runs",
@@ -82,64 +79,6 @@ drill_runs = Table(
 )
 
 
-def sync_url(async_url: str) -> str | None:
-    """Synchronous SQLAlchemy URL for the job store, or None when no synchronous driver is installed."""
-    if async_url.startswith("sqlite+aiosqlite:"):
-        return "sqlite:" + async_url[len("sqlite+aiosqlite:") :]
-    if async_url.startswith("sqlite:"):
-        return async_url
-    if async_url.startswith("postgresql+asyncpg:"):
-        if importlib.util.find_spec("psycopg") is None:
-            return None
-        return "postgresql+psycopg:" + async_url[len("postgresql+asyncpg:") :]
-    raise DrillStoreError(
-        f"不支持的数据库地址 {async_url.split(':')[0]}：演练定时只支持 SQLite 或 PostgreSQL。"
-    )
-
-
-def jobstore_url(database_url: str, fallback_file: Path) -> str:
-    """The job store URL: the main database through a synchronous driver, else a SQLite file of its own.
-
-    Only the schedule lives there; what ran is in drill_runs of the main database, so a separate file
-    loses nothing but the "first scheduled" anchor if it is deleted.
-    """
-    url = sync_url(database_url)
-    if url is not None:
-        return url
-    log.warning(
-        "psycopg is not installed: drill schedule kept in %s (pip install 'psycopg[binary]' to keep it "
-        "in PostgreSQL)",
-        fallback_file,
-    )
-    fallback_file.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{fallback_file}"
-
-
-# -- service -----------------------------------------------------------------------------------------
-
-Submitter = Callable[[MessageDraft, bool], Awaitable[int]]
-"""Submit a drill draft; the bool is ``silent`` (终端巡检，不出声). Returns the broadcast id."""
-
-
-class _Submits(Protocol):
-    async def submit(
-        self, draft: MessageDraft, *, actor: str = "", received_at: datetime | None = None
-    ) -> Any: ...
-
-
-def pipeline_submitter(pipeline: _Submits) -> Submitter:
-    """Adapt ``Pipeline.submit`` (returns Submitted) to a Submitter. Silence travels in the draft
-    (``volume=0``); the pipeline puts it into the delivery order."""
-
-    async def submit(draft: MessageDraft, silent: bool) -> int:
-        if silent:
-            log.info("drill %s is a silent terminal check (volume 0)", draft.source.identifier)
-        result = await pipeline.submit(draft, actor=draft.source.sender)
-        return int(result.broadcast_id)
-
-    return submit
-
-
 @dataclass(frozen=True)
 class DrillRun:
     drill_id: str
@@ -149,12 +88,12 @@ class DrillRun:
     detail: str = ""
 
 
-_SERVICES: dict[str, DrillService] = {}
+_RUNNING: Running[DrillService] = Running()
 
 
 async def run_drill_job(service: str, drill_id: str, anchor: str) -> None:
     """The APScheduler job: reconcile every due slot of one drill. Module-level so it can be pickled."""
-    svc = _SERVICES.get(service)
+    svc = _RUNNING.get(service)
     if svc is None:
         log.error(
             "drill %s fired but drill service %r is not running; it will be reconciled on start",
@@ -170,26 +109,38 @@ async def run_drill_job(service: str, drill_id: str, anchor: str) -> None:
 class DrillService:
     engine: AsyncEngine
     clock: Clock
-    submit: Submitter
+    submit: Submit
     drills: Sequence[DrillSpec]
     sender_name: str
     sender_code: str
     jobstore_url: str
     name: str = "default"
     prerender: Prerender | None = None
-    scheduler: AsyncIOScheduler | None = field(default=None, init=False)
+    jobs: JobBook = field(init=False)
     _anchors: dict[str, datetime] = field(default_factory=dict, init=False)
     _prerenders: set[asyncio.Task[list[str]]] = field(default_factory=set, init=False)
+
+    def __post_init__(self) -> None:
+        self.jobs = JobBook(
+            self.jobstore_url,
+            tablename=JOB_TABLE,
+            func=JOB_FUNC,
+            prefix=JOB_PREFIX,
+            label="drill",
+            # A fire that comes late is still run: the job reconciles, misfire_decision decides.
+            job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
+        )
+
+    @property
+    def scheduler(self) -> AsyncIOScheduler | None:
+        """The running scheduler (None before ``start`` and after ``close``)."""
+        return self.jobs.scheduler
 
     def spec(self, drill_id: str) -> DrillSpec:
         for s in self.drills:
             if s.drill_id == drill_id:
                 return s
         raise KeyError(drill_id)
-
-    async def ensure_tables(self) -> None:
-        async with self.engine.begin() as conn:
-            await conn.run_sync(lambda c: metadata.create_all(c, tables=[drill_runs]))
 
     # -- records --------------------------------------------------------------------------------------
     async def runs(self, drill_id: str) -> list[DrillRun]:
@@ -261,9 +212,11 @@ class DrillService:
             )
         if existing is None:
             await self._record(DrillRun(drill_id, slot, DrillOutcome.STARTED), now, exists=False)
-        draft = build_draft(spec, slot, now, sender_name=self.sender_name, sender_code=self.sender_code)
+        draft = drill_draft(spec, slot, now, sender_name=self.sender_name, sender_code=self.sender_code)
+        if spec.silent:
+            log.info("drill %s is a silent terminal check (volume 0)", draft.source.identifier)
         try:
-            bid = await self.submit(draft, spec.silent)
+            bid = await self.submit(draft)
             detail = ""
         except DuplicateSourceError as dup:
             bid, detail = dup.broadcast_id, "此前已提交（重启后未重复播发）"
@@ -306,7 +259,7 @@ class DrillService:
             slot = next_slot(spec, now)
             if slot is None:
                 continue
-            draft = build_draft(spec, slot, slot, sender_name=self.sender_name, sender_code=self.sender_code)
+            draft = drill_draft(spec, slot, slot, sender_name=self.sender_name, sender_code=self.sender_code)
             try:
                 await self.prerender(draft)
             except Exception:
@@ -330,41 +283,24 @@ class DrillService:
         task.add_done_callback(self._prerenders.discard)
 
     # -- scheduler ------------------------------------------------------------------------------------
-    def make_scheduler(self) -> AsyncIOScheduler:
-        store = SQLAlchemyJobStore(url=self.jobstore_url)
-        return AsyncIOScheduler(
-            jobstores={"default": store},
-            timezone=SHANGHAI,
-            job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
-        )
-
     async def start(self) -> None:
         """Open the job store, add or refresh the drills' jobs, reconcile missed slots, then run."""
-        await self.ensure_tables()
-        _SERVICES[self.name] = self
-        sched = self.make_scheduler()
-        sched.start(paused=True)
-        self.scheduler = sched
+        _RUNNING.add(self.name, self)
+        self.jobs.open()
         now = self.clock.now()
-        wanted = {s.job_id for s in self.drills}
-        for job in sched.get_jobs():
-            if job.id.startswith("drill:") and job.id not in wanted:
-                log.info("drill job %s is no longer configured; removing it", job.id)
-                job.remove()
+        self.jobs.prune({s.job_id for s in self.drills})
         for spec in self.drills:
-            old = sched.get_job(spec.job_id)
-            anchor = datetime.fromisoformat(old.kwargs["anchor"]) if old is not None else now
+            old = self.jobs.stored_kwargs(spec.job_id)
+            anchor = datetime.fromisoformat(old["anchor"]) if old is not None else now
             self._anchors[spec.drill_id] = anchor
-            sched.add_job(
-                JOB_FUNC,
+            self.jobs.put(
+                spec.job_id,
                 spec.trigger(),
-                id=spec.job_id,
                 name=f"演练 {spec.drill_id}",
-                replace_existing=True,
                 kwargs={"service": self.name, "drill_id": spec.drill_id, "anchor": anchor.isoformat()},
             )
             await self.reconcile(spec.drill_id, anchor=anchor, now=now)
-        sched.resume()
+        self.jobs.resume()
         self.spawn_prerender()
 
     async def close(self) -> None:
@@ -372,8 +308,5 @@ class DrillService:
             task.cancel()
         if self._prerenders:
             await asyncio.gather(*self._prerenders, return_exceptions=True)
-        if self.scheduler is not None:
-            self.scheduler.shutdown(wait=False)
-            self.scheduler = None
-        if _SERVICES.get(self.name) is self:
-            del _SERVICES[self.name]
+        self.jobs.close()
+        _RUNNING.remove(self.name, self)

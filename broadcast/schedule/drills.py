@@ -1,14 +1,14 @@
-"""Drill specs (系统演练定义): the drill kinds and outcomes, parsing ``[[drills]]`` config, the pure slot and
-misfire decisions, building a slot's draft and the pre-renderer.
+"""Drill specs (系统演练定义): the drill kinds and outcomes, parsing ``[[drills]]`` config, the pure misfire
+decision, building a slot's draft and the pre-renderer.
 
-Owns `DrillKind`, `DrillOutcome`, `MisfireDecision`, `DrillConfigError`/`DrillConfigFault`,
-`DrillStoreError`, `DrillSpec`, `drills_from_config`, `misfire_decision`, `slots_between`,
-`slot_identifier`, `build_draft`, `next_slot`, `drill_prerenderer` and the constants `SHANGHAI`,
-`DEFAULT_GRACE`, `DRILL_MSG_TYPE`. `broadcast.schedule` re-exports every public name here.
+Owns `DrillKind`, `DrillOutcome`, `MisfireDecision`, `DrillConfigError`, `DrillSpec`, `drills_from_config`,
+`misfire_decision`, `drill_draft`, `next_slot`, `drill_prerenderer` and the constants `DEFAULT_GRACE` (a
+drill may run up to an hour late), `JOB_PREFIX` and `DRILL_MSG_TYPE`. The slot arithmetic both schedules share is in
+`broadcast.schedule.slots`, the field validators in `broadcast.schedule.config`.
 
 Pure: must never schedule jobs, touch the database, read the clock or air anything. The APScheduler job
-function (`run_drill_job`), `DrillService` and the ``drill_runs`` table stay in `broadcast.schedule`, whose
-job path ``broadcast.schedule:run_drill_job`` is persisted in the job store and must not move.
+function (`run_drill_job`), `DrillService` and the ``drill_runs`` table are in
+`broadcast.schedule.drill_service`.
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
-from broadcast.model import Content, MessageDraft, MsgType, Severity, SourceKind, SourceRef
+from broadcast.model import Content, MessageDraft, MsgType, Severity
+from broadcast.schedule.config import ConfigFault, areas_field, int_field, text_field
+from broadcast.schedule.slots import SHANGHAI, slot_source
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 DEFAULT_GRACE = timedelta(hours=1)
+JOB_PREFIX = "drill:"  # job ids in the job store: drill:<drill id>
 
 
 class DrillKind(StrEnum):
@@ -53,24 +54,14 @@ class MisfireDecision(StrEnum):
     MISSED = "missed"
 
 
-class DrillConfigFault(StrEnum):
-    MISSING_FIELD = "missing_field"
-    BAD_VALUE = "bad_value"
-    DUPLICATE = "duplicate"
-
-
 class DrillConfigError(ValueError):
-    def __init__(self, fault: DrillConfigFault, drill_id: str, field_name: str, detail: str) -> None:
+    def __init__(self, fault: ConfigFault, drill_id: str, field_name: str, detail: str) -> None:
         super().__init__(
             f"演练配置错误：演练 {drill_id!r} 字段 {field_name}：{detail}。请修正 [[drills]] 配置后重启。"
         )
         self.fault = fault
         self.drill_id = drill_id
         self.field = field_name
-
-
-class DrillStoreError(RuntimeError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -98,30 +89,12 @@ class DrillSpec:
 
     @property
     def job_id(self) -> str:
-        return f"drill:{self.drill_id}"
+        return f"{JOB_PREFIX}{self.drill_id}"
 
     def trigger(self) -> CronTrigger:
         return CronTrigger(
             month=self.month, day=self.day, hour=self.hour, minute=self.minute, timezone=SHANGHAI
         )
-
-
-def _cfg_str(entry: Mapping[str, Any], key: str, drill_id: str, default: str | None = None) -> str:
-    value = entry.get(key, default)
-    if value is None:
-        raise DrillConfigError(DrillConfigFault.MISSING_FIELD, drill_id, key, "缺少必填字段")
-    if not isinstance(value, str) or not value.strip():
-        raise DrillConfigError(DrillConfigFault.BAD_VALUE, drill_id, key, f"应为非空字符串，实际为 {value!r}")
-    return value.strip()
-
-
-def _cfg_int(entry: Mapping[str, Any], key: str, drill_id: str, default: int, lo: int, hi: int) -> int:
-    value = entry.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise DrillConfigError(
-            DrillConfigFault.BAD_VALUE, drill_id, key, f"应为 {lo} 到 {hi} 的整数，实际为 {value!r}"
-        )
-    return value
 
 
 def drills_from_config(entries: Sequence[Mapping[str, Any]], default_area: str) -> list[DrillSpec]:
@@ -130,48 +103,53 @@ def drills_from_config(entries: Sequence[Mapping[str, Any]], default_area: str) 
     specs: list[DrillSpec] = []
     seen: set[str] = set()
     for n, entry in enumerate(entries, start=1):
-        drill_id = _cfg_str(entry, "id", f"#{n}")
+        drill_id = text_field(entry, "id", f"#{n}", DrillConfigError)
         if drill_id in seen:
-            raise DrillConfigError(DrillConfigFault.DUPLICATE, drill_id, "id", "演练编号重复")
+            raise DrillConfigError(ConfigFault.DUPLICATE, drill_id, "id", "演练编号重复")
         seen.add(drill_id)
-        kind_text = _cfg_str(entry, "kind", drill_id, "terminal")
-        try:
-            kind = DrillKind(kind_text)
-        except ValueError:
-            allowed = "/".join(k.value for k in DrillKind)
-            raise DrillConfigError(
-                DrillConfigFault.BAD_VALUE, drill_id, "kind", f"取值应为 {allowed}"
-            ) from None
-        areas = entry.get("areas", [default_area])
-        if not isinstance(areas, list) or not areas or not all(isinstance(a, str) and a for a in areas):
-            raise DrillConfigError(DrillConfigFault.BAD_VALUE, drill_id, "areas", "应为区域代码字符串列表")
-        silent = entry.get("silent", False)
-        if not isinstance(silent, bool):
-            raise DrillConfigError(DrillConfigFault.BAD_VALUE, drill_id, "silent", "应为 true 或 false")
-        defaults = DrillSpec(drill_id, tuple(areas))
-        spec = DrillSpec(
-            drill_id=drill_id,
-            area_codes=tuple(areas),
-            kind=kind,
-            title=_cfg_str(entry, "title", drill_id, defaults.title),
-            text=_cfg_str(entry, "text", drill_id, defaults.text),
-            silent=silent,
-            day=_cfg_str(entry, "day", drill_id, defaults.day),
-            hour=_cfg_int(entry, "hour", drill_id, defaults.hour, 0, 23),
-            minute=_cfg_int(entry, "minute", drill_id, defaults.minute, 0, 59),
-            month=_cfg_str(entry, "month", drill_id, defaults.month),
-            duration=timedelta(minutes=_cfg_int(entry, "duration_min", drill_id, 10, 1, 24 * 60)),
-            event_type=_cfg_str(entry, "event_type", drill_id, defaults.event_type),
-            grace=timedelta(minutes=_cfg_int(entry, "grace_min", drill_id, 60, 0, 7 * 24 * 60)),
-        )
-        try:
-            spec.trigger()
-        except ValueError as exc:
-            raise DrillConfigError(
-                DrillConfigFault.BAD_VALUE, drill_id, "day/hour/minute/month", f"不是有效的定时规则（{exc}）"
-            ) from None
-        specs.append(spec)
+        specs.append(_drill(entry, drill_id, default_area))
     return specs
+
+
+def _drill(entry: Mapping[str, Any], drill_id: str, default_area: str) -> DrillSpec:
+    def text(key: str, default: str) -> str:
+        return text_field(entry, key, drill_id, DrillConfigError, default)
+
+    def number(key: str, default: int, lo: int, hi: int) -> int:
+        return int_field(entry, key, drill_id, DrillConfigError, default, lo, hi)
+
+    try:
+        kind = DrillKind(text("kind", "terminal"))
+    except ValueError:
+        allowed = "/".join(k.value for k in DrillKind)
+        raise DrillConfigError(ConfigFault.BAD_VALUE, drill_id, "kind", f"取值应为 {allowed}") from None
+    areas = areas_field(entry, drill_id, DrillConfigError, default_area)
+    silent = entry.get("silent", False)
+    if not isinstance(silent, bool):
+        raise DrillConfigError(ConfigFault.BAD_VALUE, drill_id, "silent", "应为 true 或 false")
+    defaults = DrillSpec(drill_id, areas)
+    spec = DrillSpec(
+        drill_id=drill_id,
+        area_codes=areas,
+        kind=kind,
+        title=text("title", defaults.title),
+        text=text("text", defaults.text),
+        silent=silent,
+        day=text("day", defaults.day),
+        hour=number("hour", defaults.hour, 0, 23),
+        minute=number("minute", defaults.minute, 0, 59),
+        month=text("month", defaults.month),
+        duration=timedelta(minutes=number("duration_min", 10, 1, 24 * 60)),
+        event_type=text("event_type", defaults.event_type),
+        grace=timedelta(minutes=number("grace_min", 60, 0, 7 * 24 * 60)),
+    )
+    try:
+        spec.trigger()
+    except ValueError as exc:
+        raise DrillConfigError(
+            ConfigFault.BAD_VALUE, drill_id, "day/hour/minute/month", f"不是有效的定时规则（{exc}）"
+        ) from None
+    return spec
 
 
 # -- pure decisions --------------------------------------------------------------------------------
@@ -182,23 +160,7 @@ def misfire_decision(slot: datetime, now: datetime, grace: timedelta) -> Misfire
     return MisfireDecision.RUN if now - slot <= grace else MisfireDecision.MISSED
 
 
-def slots_between(trigger: CronTrigger, after: datetime, upto: datetime) -> list[datetime]:
-    """Fire times t of the trigger with after < t <= upto, in UTC."""
-    out: list[datetime] = []
-    prev = after
-    while True:
-        nxt = trigger.get_next_fire_time(prev, prev)
-        if nxt is None or nxt > upto:
-            return out
-        out.append(nxt.astimezone(UTC))
-        prev = nxt
-
-
-def slot_identifier(drill_id: str, slot: datetime) -> str:
-    return f"{drill_id}@{slot.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
-
-
-def build_draft(
+def drill_draft(
     spec: DrillSpec, slot: datetime, now: datetime, *, sender_name: str, sender_code: str
 ) -> MessageDraft:
     """The drill message for one slot; it airs from ``now`` (a late run still gets its full duration)."""
@@ -213,12 +175,7 @@ def build_draft(
         end_at=now + spec.duration,
         area_codes=spec.area_codes,
         contents=(Content("zho", spec.title, spec.text),),
-        source=SourceRef(
-            SourceKind.SCHEDULE,
-            f"drill:{spec.drill_id}",
-            slot_identifier(spec.drill_id, slot),
-            slot.astimezone(UTC).isoformat(),
-        ),
+        source=slot_source("drill", spec.drill_id, slot),
         volume=0 if spec.silent else None,
     )
 

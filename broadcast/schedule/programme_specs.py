@@ -1,12 +1,14 @@
 """Daily programme specs (日常广播节目定义): parsing ``[[programmes]]`` config, media-centre submissions into
 specs, slot arithmetic and building a slot's draft.
 
-Owns `ProgrammeSpec`, `programmes_from_config`, `spec_from_submission`, `slot_identifier`, `due_slot`,
-`build_draft`, the config/schedule error types (`ProgrammeConfigError`, `ScheduleError` and their fault
-enums), `SlotOutcome` and the programme constants. `broadcast.programmes` re-exports every public name here.
+Owns `ProgrammeSpec`, `programmes_from_config`, `spec_from_submission`, `due_slot`, `programme_draft`,
+the config/schedule error types (`ProgrammeConfigError`, `ScheduleError`/`ScheduleFault`), `SlotOutcome`
+and the programme constants (`DEFAULT_GRACE`: a programme more than 10 minutes late is not aired). The
+slot arithmetic both schedules share is in `broadcast.schedule.slots`, the field validators in
+`broadcast.schedule.config`.
 
-Pure: must never schedule jobs, touch the database, read the clock or air anything (the `ProgrammeService`
-and the APScheduler job function live in `broadcast.programmes`, whose job path must not move).
+Pure: must never schedule jobs, touch the database, read the clock or air anything (the `ProgrammeService`,
+its ``media_programmes`` table and the APScheduler job function live in `broadcast.schedule.programmes`).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 
-from broadcast.model import Content, MessageDraft, MsgType, Severity, SourceKind, SourceRef
-from broadcast.schedule.drills import SHANGHAI, slots_between
+from broadcast.model import Content, MessageDraft, MsgType, Severity
+from broadcast.schedule.config import ConfigFault, areas_field, int_field, text_field
+from broadcast.schedule.slots import SHANGHAI, slot_source, slots_between
 
 if TYPE_CHECKING:
     from broadcast.interconnect.media import Submission
@@ -37,15 +40,8 @@ DEFAULT_DURATION = timedelta(minutes=30)
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
 
-class ProgrammeConfigFault(StrEnum):
-    MISSING_FIELD = "missing_field"
-    BAD_VALUE = "bad_value"
-    DUPLICATE = "duplicate"
-    UNSUPPORTED = "unsupported"
-
-
 class ProgrammeConfigError(ValueError):
-    def __init__(self, fault: ProgrammeConfigFault, programme_id: str, field_name: str, detail: str) -> None:
+    def __init__(self, fault: ConfigFault, programme_id: str, field_name: str, detail: str) -> None:
         super().__init__(
             f"日常广播配置错误：节目 {programme_id!r} 字段 {field_name}：{detail}。"
             "请修正 [[programmes]] 配置后重启。"
@@ -111,39 +107,19 @@ class ProgrammeSpec:
         return self.once_at is not None and now - self.once_at > self.grace
 
 
-def _text(entry: Mapping[str, Any], key: str, pid: str, default: str | None = None) -> str:
-    value = entry.get(key, default)
-    if value is None:
-        raise ProgrammeConfigError(ProgrammeConfigFault.MISSING_FIELD, pid, key, "缺少必填字段")
-    if not isinstance(value, str) or not value.strip():
-        raise ProgrammeConfigError(
-            ProgrammeConfigFault.BAD_VALUE, pid, key, f"应为非空字符串，实际为 {value!r}"
-        )
-    return value.strip()
-
-
-def _int(entry: Mapping[str, Any], key: str, pid: str, default: int, lo: int, hi: int) -> int:
-    value = entry.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise ProgrammeConfigError(
-            ProgrammeConfigFault.BAD_VALUE, pid, key, f"应为 {lo} 到 {hi} 的整数，实际为 {value!r}"
-        )
-    return value
-
-
 def _audio_item(item: Mapping[str, Any], pid: str, k: int, count: int) -> str:
     """The digest of an ``audio`` item (the only item of its programme)."""
     value = item["audio"]
     if not isinstance(value, str) or not _DIGEST.match(value.strip().lower()):
         raise ProgrammeConfigError(
-            ProgrammeConfigFault.BAD_VALUE,
+            ConfigFault.BAD_VALUE,
             pid,
             f"items[{k}].audio",
             "应为上传录音（POST /api/audio）返回的 64 位十六进制 digest",
         )
     if count != 1:
         raise ProgrammeConfigError(
-            ProgrammeConfigFault.UNSUPPORTED,
+            ConfigFault.UNSUPPORTED,
             pid,
             f"items[{k}].audio",
             "含录音的节目只能有这一个条目（录音按原样播放，不与文字混排）；请把其他条目拆成单独的节目",
@@ -157,54 +133,58 @@ def programmes_from_config(entries: Sequence[Mapping[str, Any]], default_area: s
     specs: list[ProgrammeSpec] = []
     seen: set[str] = set()
     for n, entry in enumerate(entries, start=1):
-        pid = _text(entry, "id", f"#{n}")
+        pid = text_field(entry, "id", f"#{n}", ProgrammeConfigError)
         if pid in seen:
-            raise ProgrammeConfigError(ProgrammeConfigFault.DUPLICATE, pid, "id", "节目编号重复")
+            raise ProgrammeConfigError(ConfigFault.DUPLICATE, pid, "id", "节目编号重复")
         seen.add(pid)
-        areas = entry.get("areas", [default_area])
-        if not isinstance(areas, list) or not areas or not all(isinstance(a, str) and a for a in areas):
-            raise ProgrammeConfigError(ProgrammeConfigFault.BAD_VALUE, pid, "areas", "应为区域代码字符串列表")
-        items = entry.get("items")
-        if not isinstance(items, list) or not items or not all(isinstance(i, Mapping) for i in items):
-            raise ProgrammeConfigError(
-                ProgrammeConfigFault.MISSING_FIELD, pid, "items", "至少需要一个 [[programmes.items]]"
-            )
-        texts: list[str] = []
-        digest: str | None = None
-        for k, item in enumerate(items, start=1):
-            if "audio" in item:
-                digest = _audio_item(item, pid, k, len(items))
-                if "text" in item:
-                    texts.append(_text(item, "text", pid))
-                continue
-            texts.append(_text(item, "text", pid))
-        spec = ProgrammeSpec(
-            programme_id=pid,
-            area_codes=tuple(areas),
-            title=_text(entry, "title", pid, "日常广播"),
-            texts=tuple(texts),
-            day_of_week=_text(entry, "days", pid, "*"),
-            hour=_int(entry, "hour", pid, 7, 0, 23),
-            minute=_int(entry, "minute", pid, 0, 0, 59),
-            duration=timedelta(minutes=_int(entry, "duration_min", pid, 30, 1, 24 * 60)),
-            grace=timedelta(minutes=_int(entry, "grace_min", pid, 10, 0, 24 * 60)),
-            audio_digest=digest,
-        )
-        try:
-            spec.trigger()
-        except ValueError as exc:
-            raise ProgrammeConfigError(
-                ProgrammeConfigFault.BAD_VALUE, pid, "days/hour/minute", f"不是有效的定时规则（{exc}）"
-            ) from None
-        specs.append(spec)
+        specs.append(_programme(entry, pid, default_area))
     return specs
 
 
+def _programme(entry: Mapping[str, Any], pid: str, default_area: str) -> ProgrammeSpec:
+    def text(source: Mapping[str, Any], key: str, default: str | None = None) -> str:
+        return text_field(source, key, pid, ProgrammeConfigError, default)
+
+    def number(key: str, default: int, lo: int, hi: int) -> int:
+        return int_field(entry, key, pid, ProgrammeConfigError, default, lo, hi)
+
+    areas = areas_field(entry, pid, ProgrammeConfigError, default_area)
+    items = entry.get("items")
+    if not isinstance(items, list) or not items or not all(isinstance(i, Mapping) for i in items):
+        raise ProgrammeConfigError(
+            ConfigFault.MISSING_FIELD, pid, "items", "至少需要一个 [[programmes.items]]"
+        )
+    texts: list[str] = []
+    digest: str | None = None
+    for k, item in enumerate(items, start=1):
+        if "audio" in item:
+            digest = _audio_item(item, pid, k, len(items))
+            if "text" in item:
+                texts.append(text(item, "text"))
+            continue
+        texts.append(text(item, "text"))
+    spec = ProgrammeSpec(
+        programme_id=pid,
+        area_codes=areas,
+        title=text(entry, "title", "日常广播"),
+        texts=tuple(texts),
+        day_of_week=text(entry, "days", "*"),
+        hour=number("hour", 7, 0, 23),
+        minute=number("minute", 0, 0, 59),
+        duration=timedelta(minutes=number("duration_min", 30, 1, 24 * 60)),
+        grace=timedelta(minutes=number("grace_min", 10, 0, 24 * 60)),
+        audio_digest=digest,
+    )
+    try:
+        spec.trigger()
+    except ValueError as exc:
+        raise ProgrammeConfigError(
+            ConfigFault.BAD_VALUE, pid, "days/hour/minute", f"不是有效的定时规则（{exc}）"
+        ) from None
+    return spec
+
+
 # -- pure ------------------------------------------------------------------------------------------
-
-
-def slot_identifier(programme_id: str, slot: datetime) -> str:
-    return f"{programme_id}@{slot.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
 
 
 def due_slot(spec: ProgrammeSpec, now: datetime) -> datetime | None:
@@ -216,7 +196,7 @@ def due_slot(spec: ProgrammeSpec, now: datetime) -> datetime | None:
     return slots[-1] if slots else None
 
 
-def build_draft(
+def programme_draft(
     spec: ProgrammeSpec, slot: datetime, now: datetime, *, sender_name: str, sender_code: str
 ) -> MessageDraft:
     """The programme for one slot. SourceKind.SCHEDULE + MsgType.ACTUAL ⇒ ``draft.priority`` is DAILY.
@@ -234,12 +214,7 @@ def build_draft(
         end_at=max(slot + spec.duration, start + timedelta(minutes=1)),
         area_codes=spec.area_codes,
         contents=(Content("zho", spec.title, "".join(spec.texts) or spec.title),),
-        source=SourceRef(
-            SourceKind.SCHEDULE,
-            f"programme:{spec.programme_id}",
-            slot_identifier(spec.programme_id, slot),
-            slot.isoformat(),
-        ),
+        source=slot_source("programme", spec.programme_id, slot),
         audio_digest=spec.audio_digest,
     )
 
@@ -262,19 +237,4 @@ def spec_from_submission(
         audio_digest=audio_digest,
         once_at=start,
         approved_by=approved_by,
-    )
-
-
-def _spec_from_row(row: Any) -> ProgrammeSpec:
-    m = row._mapping
-    start: datetime = m["start_at"]
-    return ProgrammeSpec(
-        programme_id=m["programme_id"],
-        area_codes=tuple(c for c in m["area_codes"].split(",") if c),
-        title=m["title"],
-        texts=(m["text"],) if m["text"] else (),
-        duration=m["end_at"] - start,
-        audio_digest=m["audio_digest"],
-        once_at=start,
-        approved_by=m["approved_by"],
     )

@@ -23,43 +23,44 @@ Definitions:
 
 How firing works: APScheduler (Asia/Shanghai) keeps one job per programme whose function is the
 module-level ``run_programme_job`` with plain-string arguments (jobs are pickled into the persistent
-SQLAlchemy job store shared with the drills, see ``broadcast.schedule.jobstore_url``). The job works out
-its slot itself from the trigger, so the outcome does not depend on APScheduler's bookkeeping.
+SQLAlchemy job store shared with the drills, see ``broadcast.schedule.jobstore``). The job works out
+its slot itself from the trigger, so the outcome does not depend on APScheduler's bookkeeping. Jobs
+stored under the reference of the flat module this used to be (``broadcast.programmes``) are rewritten
+to ``broadcast.schedule:run_programme_job`` when the job store opens.
 
-Owns the programme schedule and the ``media_programmes`` table; the specs, config parsing, slot arithmetic
-and building programme drafts live in ``broadcast.programme_specs`` (re-exported here). Never airs
-anything itself (it calls the submit callback), never decides a submission (operators do, in media.py),
-never fetches audio, never talks to terminals, never sleeps.
+Owns the programme schedule and the ``media_programmes`` table (created by ``prepare_schema``, never
+here) with its rows read back as specs; the specs, config parsing, slot arithmetic and building
+programme drafts live in ``broadcast.schedule.programme_specs``. Never airs anything itself (it calls the
+submit callback), never decides a submission (operators do, in media.py), never fetches audio, never
+talks to terminals, never sleeps.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Column, Integer, String, Table, Text, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcast.clock import Clock
-from broadcast.model import MessageDraft
-from broadcast.schedule.drills import SHANGHAI
+from broadcast.schedule.jobstore import JobBook, Running
 from broadcast.schedule.programme_specs import (
     JOB_PREFIX,
     ProgrammeSpec,
     ScheduleError,
     ScheduleFault,
     SlotOutcome,
-    _spec_from_row,
-    build_draft,
     due_slot,
+    programme_draft,
     spec_from_submission,
 )
+from broadcast.schedule.slots import Submit
 from broadcast.store.broadcasts import DuplicateSourceError
 from broadcast.store.tables import UtcDateTime, metadata
 
@@ -68,7 +69,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-JOB_FUNC = "broadcast.schedule:run_programme_job"
+JOB_FUNC = "broadcast.schedule:run_programme_job"  # persisted in every stored programme job
+JOB_TABLE = "programme_jobs"
 
 media_programmes = Table(
     "media_programmes",
@@ -87,26 +89,23 @@ media_programmes = Table(
 )
 
 
+def _approved_spec(row: Any) -> ProgrammeSpec:
+    """The one-off spec of a ``media_programmes`` row."""
+    m = row._mapping
+    start: datetime = m["start_at"]
+    return ProgrammeSpec(
+        programme_id=m["programme_id"],
+        area_codes=tuple(c for c in m["area_codes"].split(",") if c),
+        title=m["title"],
+        texts=(m["text"],) if m["text"] else (),
+        duration=m["end_at"] - start,
+        audio_digest=m["audio_digest"],
+        once_at=start,
+        approved_by=m["approved_by"],
+    )
+
+
 # -- service ---------------------------------------------------------------------------------------
-
-ProgrammeSubmitter = Callable[[MessageDraft], Awaitable[int]]
-"""Submit a programme draft; returns the broadcast id. Raises DuplicateSourceError for a slot aired before."""
-
-
-class _Submits(Protocol):
-    async def submit(
-        self, draft: MessageDraft, *, actor: str = "", received_at: datetime | None = None
-    ) -> Any: ...
-
-
-def pipeline_submitter(pipeline: _Submits) -> ProgrammeSubmitter:
-    """Adapt ``Pipeline.submit`` (returns Submitted): routine, so no policy desk in between."""
-
-    async def submit(draft: MessageDraft) -> int:
-        result = await pipeline.submit(draft, actor=draft.source.sender)
-        return int(result.broadcast_id)
-
-    return submit
 
 
 @dataclass(frozen=True)
@@ -118,12 +117,12 @@ class SlotRun:
     detail: str = ""
 
 
-_SERVICES: dict[str, ProgrammeService] = {}
+_RUNNING: Running[ProgrammeService] = Running()
 
 
 async def run_programme_job(service: str, programme_id: str) -> None:
     """The APScheduler job. Module-level so that it can be pickled into the job store."""
-    svc = _SERVICES.get(service)
+    svc = _RUNNING.get(service)
     if svc is None:
         log.error("programme %s fired but programme service %r is not running", programme_id, service)
         return
@@ -133,7 +132,7 @@ async def run_programme_job(service: str, programme_id: str) -> None:
 @dataclass
 class ProgrammeService:
     clock: Clock
-    submit: ProgrammeSubmitter
+    submit: Submit
     programmes: Sequence[ProgrammeSpec]
     sender_name: str
     sender_code: str
@@ -144,8 +143,23 @@ class ProgrammeService:
     default_areas: tuple[str, ...] = ()
     # Whether a recording is in the audio cache; a programme whose recording is gone fails its slot.
     audio_exists: Callable[[str], bool] | None = None
-    scheduler: AsyncIOScheduler | None = field(default=None, init=False)
+    jobs: JobBook = field(init=False)
     approved: list[ProgrammeSpec] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        self.jobs = JobBook(
+            self.jobstore_url,
+            tablename=JOB_TABLE,
+            func=JOB_FUNC,
+            prefix=JOB_PREFIX,
+            label="programme",
+            job_defaults={"coalesce": True, "max_instances": 1},
+        )
+
+    @property
+    def scheduler(self) -> AsyncIOScheduler | None:
+        """The running scheduler (None before ``start`` and after ``close``)."""
+        return self.jobs.scheduler
 
     def all_programmes(self) -> list[ProgrammeSpec]:
         return [*self.programmes, *self.approved]
@@ -157,18 +171,13 @@ class ProgrammeService:
         raise KeyError(programme_id)
 
     # -- media-centre programmes ----------------------------------------------------------------------
-    async def ensure_tables(self) -> None:
-        if self.engine is not None:
-            async with self.engine.begin() as conn:
-                await conn.run_sync(lambda c: metadata.create_all(c, tables=[media_programmes]))
-
     async def load_approved(self) -> list[ProgrammeSpec]:
         """The approved media-centre programmes from the database (replaces the in-memory list)."""
         if self.engine is None:
             return []
         async with self.engine.connect() as conn:
             rows = await conn.execute(select(media_programmes).order_by(media_programmes.c.start_at))
-            self.approved = [_spec_from_row(r) for r in rows]
+            self.approved = [_approved_spec(r) for r in rows]
         return self.approved
 
     def check_schedulable(self, sub: Submission, now: datetime | None = None) -> None:
@@ -225,13 +234,10 @@ class ProgrammeService:
         return spec
 
     def _add_job(self, spec: ProgrammeSpec) -> None:
-        assert self.scheduler is not None
-        self.scheduler.add_job(
-            JOB_FUNC,
+        self.jobs.put(
+            spec.job_id,
             spec.trigger(),
-            id=spec.job_id,
             name=f"日常广播 {spec.programme_id}",
-            replace_existing=True,
             misfire_grace_time=int(spec.grace.total_seconds()) or 1,
             kwargs={"service": self.name, "programme_id": spec.programme_id},
         )
@@ -252,7 +258,7 @@ class ProgrammeService:
                 None,
                 "节目录音已不在音频缓存中，请重新上传录音并更新节目",
             )
-        draft = build_draft(spec, slot, now, sender_name=self.sender_name, sender_code=self.sender_code)
+        draft = programme_draft(spec, slot, now, sender_name=self.sender_name, sender_code=self.sender_code)
         try:
             bid = await self.submit(draft)
         except DuplicateSourceError as dup:
@@ -272,39 +278,22 @@ class ProgrammeService:
             return SlotRun(programme_id, None, SlotOutcome.MISSED, detail="当前没有到点的节目时段")
         return await self.run_slot(programme_id, slot, now=now)
 
-    def make_scheduler(self) -> AsyncIOScheduler:
-        return AsyncIOScheduler(
-            jobstores={"default": SQLAlchemyJobStore(url=self.jobstore_url, tablename="programme_jobs")},
-            timezone=SHANGHAI,
-            job_defaults={"coalesce": True, "max_instances": 1},
-        )
-
     async def start(self) -> None:
         """Load the approved media programmes, open the job store, add or refresh the jobs, air a slot due
         now, then run."""
-        _SERVICES[self.name] = self
-        await self.ensure_tables()
+        _RUNNING.add(self.name, self)
         await self.load_approved()
-        sched = self.make_scheduler()
-        sched.start(paused=True)
-        self.scheduler = sched
+        self.jobs.open()
         now = self.clock.now()
         live = [s for s in self.all_programmes() if not s.over(now)]
-        wanted = {s.job_id for s in live}
-        for job in sched.get_jobs():
-            if job.id.startswith(JOB_PREFIX) and job.id not in wanted:
-                log.info("programme job %s is no longer configured; removing it", job.id)
-                job.remove()
+        self.jobs.prune({s.job_id for s in live})
         for spec in live:
             self._add_job(spec)
             # A slot that started while the controller was down (inside the grace) airs now.
             if due_slot(spec, self.clock.now()) is not None:
                 await self.run_due(spec.programme_id)
-        sched.resume()
+        self.jobs.resume()
 
     async def close(self) -> None:
-        if self.scheduler is not None:
-            self.scheduler.shutdown(wait=False)
-            self.scheduler = None
-        if _SERVICES.get(self.name) is self:
-            del _SERVICES[self.name]
+        self.jobs.close()
+        _RUNNING.remove(self.name, self)

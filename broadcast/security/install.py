@@ -1,11 +1,12 @@
 """One-call wiring of the security service into an aiohttp app.
 
+    await prepare_schema(engine, feature_tables())            # the composition root creates the tables
     ctx = install(app, engine, clock, secure_cookies=False)   # before the app starts
-    await create_tables(engine)                               # or the store's prepare_schema (see below)
     one_time = await ensure_first_admin(ctx)                   # print ONCE when not None
 
 Owns the order of middlewares and the start-up check that every route has a matrix rule. Must never
-print or log the first admin's one-time password: returning it is the caller's job.
+create tables (the security tables are defined next to their queries and created by ``prepare_schema``)
+and never print or log the first admin's one-time password: returning it is the caller's job.
 """
 
 from __future__ import annotations
@@ -16,26 +17,15 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcast.clock import Clock
-from broadcast.security import accounts, audit, sessions, tokens
+from broadcast.security import accounts, audit, sessions
 from broadcast.security.context import SECURITY, SecurityContext
 from broadcast.security.middleware import make_auth_middleware, make_security_headers_middleware
 from broadcast.security.passwords import HashParams, Passwords
 from broadcast.security.ratelimit import LockoutPolicy, LoginLimiter
 from broadcast.security.roles import DEFAULT_MATRIX, RoleMatrix
 from broadcast.security.routes import add_auth_routes
-from broadcast.store.tables import metadata
 
 log = logging.getLogger(__name__)
-
-# Importing this module registers these tables on the shared ``metadata``, so the store's
-# ``prepare_schema`` (metadata.create_all) creates them too.
-SECURITY_TABLES = (accounts.accounts, sessions.account_sessions, tokens.api_tokens, audit.audit_ledger)
-
-
-async def create_tables(engine: AsyncEngine) -> None:
-    """Create the security tables if missing (idempotent)."""
-    async with engine.begin() as conn:
-        await conn.run_sync(lambda c: metadata.create_all(c, tables=list(SECURITY_TABLES)))
 
 
 def unruled_routes(app: web.Application, matrix: RoleMatrix) -> list[str]:

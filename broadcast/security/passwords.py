@@ -85,9 +85,6 @@ class Passwords:
         # Verified against when the username is unknown, so timing does not reveal which names exist.
         self._dummy = self._hasher.hash(secrets.token_urlsafe(16))
 
-    def hash_sync(self, password: str) -> str:
-        return self._hasher.hash(password)
-
     async def hash(self, password: str) -> str:
         return await asyncio.to_thread(self._hasher.hash, password)
 

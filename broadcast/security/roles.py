@@ -90,11 +90,6 @@ def parse_roles(values: Iterable[str]) -> frozenset[Role]:
     return frozenset(out)
 
 
-def may_approve(approver: str, author: str) -> bool:
-    """Two-person rule: nobody approves their own message. Callers also check MESSAGES_APPROVE."""
-    return approver.casefold() != author.casefold()
-
-
 _PLACEHOLDER = re.compile(r"\{[^}]*\}")
 
 

@@ -24,8 +24,8 @@ from broadcast.jsonhttp import json_error, json_response
 from broadcast.model import LinkState
 from broadcast.reports import render
 from broadcast.reports.health import Period
-from broadcast.reports.jobs import OpsService, StoredReport
-from broadcast.reports.store import ReportKind
+from broadcast.reports.jobs import OpsService
+from broadcast.reports.store import ReportKind, StoredReport
 from terminals.availability import AVAILABLE_STATES
 from terminals.inventory_model import Inventory, UnknownAreaError
 

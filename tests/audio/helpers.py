@@ -1,14 +1,18 @@
-"""Shared helpers for audio tests: decoding with pydub and a tone detector (Goertzel)."""
+"""Shared helpers for audio tests: decoding with pydub and ffmpeg, a tone detector (Goertzel), speech-like
+work PCM and an MP3 frame check."""
 
 from __future__ import annotations
 
+import array
 import math
 from pathlib import Path
 
 import imageio_ffmpeg
 from pydub import AudioSegment
 
+from broadcast.audio.encode_options import WORK_RATE
 from broadcast.audio.engines import Speech, TtsEngine
+from broadcast.audio.ffmpeg import run_ffmpeg
 
 AudioSegment.converter = imageio_ffmpeg.get_ffmpeg_exe()
 
@@ -64,3 +68,39 @@ class CountingEngine:
     async def synth(self, text: str) -> Speech:
         self.calls.append(text)
         return await self.inner.synth(text)
+
+
+# MPEG-2 layer III frame header: 48 kbit/s (index 6 of the MPEG-2 table), 24 kHz (index 1), no CRC.
+MPEG2_L3_48K = (0xFF, 0xF3, 0x64)
+FRAME_BYTES = 144  # 72 × 48000 / 24000, never padded at 24 kHz
+
+
+def speechlike(seconds: float, amplitude: int = 3000) -> bytes:
+    """Syllables of a gliding tone with pauses of digital silence (so the renderer may split there)."""
+    xs = array.array("h")
+    n = int(seconds * WORK_RATE)
+    for i in range(n):
+        t = i / WORK_RATE
+        on = (t % 0.6) < 0.4
+        xs.append(int(amplitude * math.sin(2 * math.pi * (180 + 40 * math.sin(t * 3)) * t)) if on else 0)
+    return xs.tobytes()
+
+
+def mp3_frames_ok(data: bytes) -> int:
+    """Walk the stream frame by frame: every frame must be MPEG-2 layer III, 24 kHz, 48 kbit/s, mono."""
+    assert data and len(data) % FRAME_BYTES == 0, len(data)
+    for pos in range(0, len(data), FRAME_BYTES):
+        head = data[pos : pos + 4]
+        assert tuple(head[:3]) == MPEG2_L3_48K, (pos, head.hex())
+        assert head[3] >> 6 == 3, (pos, "not mono")
+    return len(data) // FRAME_BYTES
+
+
+async def decode_mp3_pcm(data: bytes) -> tuple[bytes, str]:
+    """MP3 bytes decoded by ffmpeg to 16-bit mono PCM at 24 kHz, with ffmpeg's error output."""
+    pcm, err = await run_ffmpeg(
+        ["-v", "error", "-f", "mp3", "-i", "pipe:0", "-f", "s16le", "-ac", "1", "-ar", "24000", "pipe:1"],
+        data,
+        what="decode test mp3",
+    )
+    return pcm, err

@@ -3,53 +3,20 @@ and the ffmpeg fallback when lameenc cannot be imported."""
 
 from __future__ import annotations
 
-import array
-import math
 import re
 
 import pytest
 
 from broadcast.audio import encode as encode_mod
+from broadcast.audio import encode_options
 from broadcast.audio.encode import encode, in_process_mp3, level_filter, rms_dbfs
 from broadcast.audio.encode_options import WORK_RATE, EncodeOptions, OutputFormat
 from broadcast.audio.ffmpeg import run_ffmpeg
 from broadcast.audio.mp3parts import encode_mp3, mp3_duration_s
 from broadcast.audio.tone import chime_pcm, silence_pcm
+from tests.audio.helpers import decode_mp3_pcm, mp3_frames_ok, speechlike
 
 OPTS = EncodeOptions()
-# MPEG-2 layer III frame header: 48 kbit/s (index 6 of the MPEG-2 table), 24 kHz (index 1), no CRC.
-_MPEG2_L3_48K = (0xFF, 0xF3, 0x64)
-_FRAME_BYTES = 144  # 72 × 48000 / 24000, never padded at 24 kHz
-
-
-def _speechlike(seconds: float, amplitude: int = 3000) -> bytes:
-    """Syllables of a gliding tone with pauses of digital silence (so the renderer may split there)."""
-    xs = array.array("h")
-    n = int(seconds * WORK_RATE)
-    for i in range(n):
-        t = i / WORK_RATE
-        on = (t % 0.6) < 0.4
-        xs.append(int(amplitude * math.sin(2 * math.pi * (180 + 40 * math.sin(t * 3)) * t)) if on else 0)
-    return xs.tobytes()
-
-
-def _frames_ok(data: bytes) -> int:
-    """Walk the stream frame by frame: every frame must be MPEG-2 layer III, 24 kHz, 48 kbit/s, mono."""
-    assert data and len(data) % _FRAME_BYTES == 0, len(data)
-    for pos in range(0, len(data), _FRAME_BYTES):
-        head = data[pos : pos + 4]
-        assert tuple(head[:3]) == _MPEG2_L3_48K, (pos, head.hex())
-        assert head[3] >> 6 == 3, (pos, "not mono")
-    return len(data) // _FRAME_BYTES
-
-
-async def _decode(data: bytes) -> tuple[bytes, str]:
-    pcm, err = await run_ffmpeg(
-        ["-v", "error", "-f", "mp3", "-i", "pipe:0", "-f", "s16le", "-ac", "1", "-ar", "24000", "pipe:1"],
-        data,
-        what="decode test mp3",
-    )
-    return pcm, err
 
 
 def _decoded_rate_and_channels(err: str) -> tuple[int, int]:
@@ -67,19 +34,19 @@ async def test_lame_output_concatenates_with_chimes_into_one_valid_mp3() -> None
     closing_pcm = silence_pcm(WORK_RATE, 0.5) + chime_pcm(WORK_RATE, closing=True)
     opening = await encode(opening_pcm, OutputFormat.MP3, OPTS)
     closing = await encode(closing_pcm, OutputFormat.MP3, OPTS)
-    speech_pcm = _speechlike(20.0)
+    speech_pcm = speechlike(20.0)
     speech = await encode_mp3(speech_pcm, OPTS, audio_filter=level_filter(OPTS, [speech_pcm]))
     whole = opening + speech + closing
     assert b"Xing" not in whole and b"Info" not in whole and b"ID3" not in whole  # no header frame mid-stream
-    frames = _frames_ok(whole)
-    assert frames == sum(_frames_ok(p) for p in (opening, speech, closing))
+    frames = mp3_frames_ok(whole)
+    assert frames == sum(mp3_frames_ok(p) for p in (opening, speech, closing))
 
     # ffmpeg decodes the joined stream without one error, as mono 24 kHz, for as long as its size says.
     pcm, err = await run_ffmpeg(
         ["-f", "mp3", "-i", "pipe:0", "-f", "s16le", "-ac", "1", "pipe:1"], whole, what="decode joined mp3"
     )
     assert _decoded_rate_and_channels(err) == (24_000, 1)
-    _, errors = await _decode(whole)
+    _, errors = await decode_mp3_pcm(whole)
     assert errors.strip() == ""
     decoded_s = len(pcm) / 2 / 24_000
     assert decoded_s == pytest.approx(mp3_duration_s(whole, OPTS), abs=0.01)
@@ -90,47 +57,47 @@ async def test_lame_output_concatenates_with_chimes_into_one_valid_mp3() -> None
 async def test_lame_and_ffmpeg_parts_join(monkeypatch: pytest.MonkeyPatch) -> None:
     """A cached part encoded by the ffmpeg path still joins with parts LAME encodes in-process."""
     chime = await encode(chime_pcm(WORK_RATE), OutputFormat.MP3, OPTS)
-    monkeypatch.setattr(encode_mod, "_lameenc", None)
+    monkeypatch.setattr(encode_options, "lameenc", None)
     assert not in_process_mp3()
-    old = await encode(_speechlike(3.0), OutputFormat.MP3, OPTS)
+    old = await encode(speechlike(3.0), OutputFormat.MP3, OPTS)
     whole = chime + old + chime
-    _frames_ok(whole)
-    pcm, errors = await _decode(whole)
+    mp3_frames_ok(whole)
+    pcm, errors = await decode_mp3_pcm(whole)
     assert errors.strip() == ""
     assert len(pcm) / 2 / 24_000 == pytest.approx(mp3_duration_s(whole, OPTS), abs=0.01)
 
 
 async def test_levelled_loudness_matches_the_ffmpeg_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    quiet = _speechlike(6.0, amplitude=800)
+    quiet = speechlike(6.0, amplitude=800)
     audio_filter = level_filter(OPTS, [quiet])
     assert audio_filter is not None
     lame = await encode(quiet, OutputFormat.MP3, OPTS, audio_filter=audio_filter)
-    monkeypatch.setattr(encode_mod, "_lameenc", None)
+    monkeypatch.setattr(encode_options, "lameenc", None)
     ffmpeg = await encode(quiet, OutputFormat.MP3, OPTS, audio_filter=audio_filter)
-    lame_pcm, _ = await _decode(lame)
-    ffmpeg_pcm, _ = await _decode(ffmpeg)
+    lame_pcm, _ = await decode_mp3_pcm(lame)
+    ffmpeg_pcm, _ = await decode_mp3_pcm(ffmpeg)
     lame_db, ffmpeg_db = rms_dbfs([lame_pcm], stride=1), rms_dbfs([ffmpeg_pcm], stride=1)
     assert lame_db > rms_dbfs([quiet], stride=1) + 10  # the gain was applied
     assert lame_db == pytest.approx(ffmpeg_db, abs=0.3)
 
 
 async def test_lame_output_is_deterministic_and_empty_stays_empty() -> None:
-    pcm = _speechlike(2.0)
+    pcm = speechlike(2.0)
     first = await encode(pcm, OutputFormat.MP3, OPTS)
     assert first == await encode(pcm, OutputFormat.MP3, OPTS)
     assert await encode(b"", OutputFormat.MP3, OPTS) == b""
 
 
 async def test_wav_output_does_not_go_through_lame() -> None:
-    wav = await encode(_speechlike(1.0), OutputFormat.WAV, OPTS)
+    wav = await encode(speechlike(1.0), OutputFormat.WAV, OPTS)
     assert wav[:4] == b"RIFF" and wav[8:12] == b"WAVE"
 
 
 async def test_streamed_encode_equals_encoding_the_levelled_pcm_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """Levelling in ffmpeg while LAME encodes its output as it arrives gives the very bytes of levelling
     first and encoding the whole result in one call (chunking must not change the stream)."""
-    monkeypatch.setattr(encode_mod, "_np", None)  # the ffmpeg levelling path (numpy missing)
-    pcm = _speechlike(12.0, amplitude=900)
+    monkeypatch.setattr(encode_options, "numpy", None)  # the ffmpeg levelling path (numpy missing)
+    pcm = speechlike(12.0, amplitude=900)
     audio_filter = level_filter(OPTS, [pcm])
     assert audio_filter is not None
     streamed = await encode(pcm, OutputFormat.MP3, OPTS, audio_filter=audio_filter)
@@ -139,10 +106,10 @@ async def test_streamed_encode_equals_encoding_the_levelled_pcm_at_once(monkeypa
 
 
 async def test_short_levelled_speech_is_not_lost() -> None:
-    pcm = _speechlike(0.05)
+    pcm = speechlike(0.05)
     data = await encode(pcm, OutputFormat.MP3, OPTS, audio_filter="volume=2dB")
-    _frames_ok(data)
-    decoded, _ = await _decode(data)
+    mp3_frames_ok(data)
+    decoded, _ = await decode_mp3_pcm(data)
     assert len(decoded) / 2 / 24_000 >= 0.05
 
 
@@ -150,16 +117,16 @@ async def test_a_failing_filter_raises_ffmpeg_error() -> None:
     from broadcast.audio.ffmpeg import FfmpegError
 
     with pytest.raises(FfmpegError, match="level speech for mp3"):
-        await encode(_speechlike(0.5), OutputFormat.MP3, OPTS, audio_filter="nosuchfilter=1")
+        await encode(speechlike(0.5), OutputFormat.MP3, OPTS, audio_filter="nosuchfilter=1")
 
 
 async def test_split_speech_is_levelled_once_and_its_pieces_encoded_apart(monkeypatch: pytest.MonkeyPatch) -> None:
     """Long speech: one levelling pass over all of it, cut at the pause, each piece its own LAME stream."""
     from broadcast.audio.mp3parts import split_at_pauses
 
-    monkeypatch.setattr(encode_mod, "_np", None)  # the ffmpeg levelling path (numpy missing)
+    monkeypatch.setattr(encode_options, "numpy", None)  # the ffmpeg levelling path (numpy missing)
 
-    pcm = _speechlike(20.0, amplitude=900)
+    pcm = speechlike(20.0, amplitude=900)
     pieces = split_at_pauses(pcm, OPTS.encode_jobs)
     assert len(pieces) == 2
     audio_filter = level_filter(OPTS, [pcm])

@@ -9,8 +9,8 @@ import math
 
 import pytest
 
-from broadcast.audio import encode as encode_mod
-from broadcast.audio.encode import encode, in_process_level, level_filter, rms_dbfs
+from broadcast.audio import encode_options
+from broadcast.audio.encode import encode, filter_pcm, in_process_level, level_filter, rms_dbfs
 from broadcast.audio.encode_level import level_pcm
 from broadcast.audio.encode_options import (
     LIMIT_MARGIN_DB,
@@ -21,7 +21,7 @@ from broadcast.audio.encode_options import (
     parse_gain_filter,
 )
 from broadcast.audio.mp3parts import encode_mp3, split_at_pauses
-from tests.audio.test_lame_encode import _decode, _frames_ok, _speechlike
+from tests.audio.helpers import decode_mp3_pcm, mp3_frames_ok, speechlike
 
 OPTS = EncodeOptions()
 
@@ -31,7 +31,7 @@ def _peak(pcm: bytes) -> int:
 
 
 def test_gain_filter_is_read_back_and_other_chains_are_not() -> None:
-    chain = level_filter(OPTS, [_speechlike(1.0, amplitude=800)])
+    chain = level_filter(OPTS, [speechlike(1.0, amplitude=800)])
     level = parse_gain_filter(chain)
     assert level is not None
     assert level.limit == pytest.approx(10 ** (OPTS.true_peak / 20), abs=1e-4)
@@ -42,8 +42,8 @@ def test_gain_filter_is_read_back_and_other_chains_are_not() -> None:
 
 def test_limiter_holds_the_ceiling_and_keeps_silence_silent() -> None:
     # A loud burst after a quiet stretch and a pause: +20 dB would clip it many times over.
-    quiet = _speechlike(1.0, amplitude=500)
-    burst = _speechlike(0.5, amplitude=20_000)
+    quiet = speechlike(1.0, amplitude=500)
+    burst = speechlike(0.5, amplitude=20_000)
     pause = bytes(2 * WORK_RATE // 10)
     pcm = quiet + pause + burst
     level = GainLevel(gain_db=20.0, limit=10 ** (-1.5 / 20))
@@ -63,7 +63,7 @@ def test_limiter_holds_the_ceiling_and_keeps_silence_silent() -> None:
 
 
 async def test_numpy_path_starts_no_process_and_matches_ffmpeg_loudness(monkeypatch: pytest.MonkeyPatch) -> None:
-    quiet = _speechlike(6.0, amplitude=800)
+    quiet = speechlike(6.0, amplitude=800)
     chain = level_filter(OPTS, [quiet])
     assert in_process_level(chain) is not None
 
@@ -77,12 +77,12 @@ async def test_numpy_path_starts_no_process_and_matches_ffmpeg_loudness(monkeypa
         m.setattr(asyncio, "create_subprocess_exec", no_process)
         fast = await encode(quiet, OutputFormat.MP3, OPTS, audio_filter=chain)
     assert calls == []
-    _frames_ok(fast)
-    monkeypatch.setattr(encode_mod, "_np", None)
+    mp3_frames_ok(fast)
+    monkeypatch.setattr(encode_options, "numpy", None)
     assert in_process_level(chain) is None
     slow = await encode(quiet, OutputFormat.MP3, OPTS, audio_filter=chain)
-    fast_pcm, errors = await _decode(fast)
-    slow_pcm, _ = await _decode(slow)
+    fast_pcm, errors = await decode_mp3_pcm(fast)
+    slow_pcm, _ = await decode_mp3_pcm(slow)
     assert errors.strip() == ""
     assert rms_dbfs([fast_pcm], stride=1) == pytest.approx(rms_dbfs([slow_pcm], stride=1), abs=0.5)
     assert _peak(fast_pcm) <= 32767 * 10 ** (OPTS.true_peak / 20) * 10 ** (0.5 / 20)
@@ -91,7 +91,7 @@ async def test_numpy_path_starts_no_process_and_matches_ffmpeg_loudness(monkeypa
 async def test_split_speech_is_levelled_once_then_encoded_in_pieces() -> None:
     from broadcast.audio.encode import lame_mp3
 
-    pcm = _speechlike(20.0, amplitude=900)
+    pcm = speechlike(20.0, amplitude=900)
     pieces = split_at_pauses(pcm, OPTS.encode_jobs)
     assert len(pieces) == 2
     chain = level_filter(OPTS, [pcm])
@@ -104,13 +104,13 @@ async def test_split_speech_is_levelled_once_then_encoded_in_pieces() -> None:
     assert levelled[cut - 20 : cut + 20] == bytes(40)  # the resampled cut still lies in the pause
     expected = b"".join(lame_mp3(p, OPTS.mp3_rate, OPTS) for p in (levelled[:cut], levelled[cut:]))
     assert data == expected
-    _frames_ok(data)
+    mp3_frames_ok(data)
 
 
 async def test_wav_levelling_uses_numpy_too() -> None:
-    pcm = _speechlike(1.0, amplitude=800)
+    pcm = speechlike(1.0, amplitude=800)
     chain = level_filter(OPTS, [pcm])
     assert chain is not None
     level = parse_gain_filter(chain)
     assert level is not None
-    assert await encode_mod.filter_pcm(pcm, chain) == level_pcm(pcm, level)
+    assert await filter_pcm(pcm, chain) == level_pcm(pcm, level)

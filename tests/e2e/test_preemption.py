@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from broadcast.model import Priority
-from broadcast.schedule.drills import DrillKind, DrillSpec
-from broadcast.schedule.drills import build_draft as drill_draft
+from broadcast.schedule.drills import DrillKind, DrillSpec, drill_draft
 from broadcast.schedule.programme_specs import ProgrammeSpec, SlotOutcome
-from broadcast.schedule.programmes import ProgrammeService, pipeline_submitter
+from broadcast.schedule.programmes import ProgrammeService
+from broadcast.schedule.slots import pipeline_submitter
 from tests.e2e.capdoc import make_cap
 from tests.e2e.conftest import County, running_county, wait_until
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import broadcast.reports.store  # noqa: F401  (registers the reports table on the shared metadata)
 from broadcast.app.schema import feature_tables
 from broadcast.store.db import make_engine, prepare_schema
 from broadcast.store.inventory import sync_inventory

@@ -12,8 +12,9 @@ from broadcast.clock import BEIJING
 from broadcast.reports.drill import drill_report
 from broadcast.reports.effect import effect_report
 from broadcast.reports.health import Period, health_report
-from broadcast.schedule.drill_service import DrillService, pipeline_submitter
+from broadcast.schedule.drill_service import DrillService
 from broadcast.schedule.drills import DrillOutcome, DrillSpec
+from broadcast.schedule.slots import pipeline_submitter
 from tests.e2e.conftest import County, county, wait_until  # noqa: F401  (county is a fixture)
 
 STREET = "530181003"  # 八街街道
@@ -24,7 +25,6 @@ async def test_drill_airs_once_and_reports_agree(county: County, tmp_path: Path)
     svc = DrillService(c.engine, c.clock, pipeline_submitter(c.pipeline), [DrillSpec("monthly", (STREET,))],
                        sender_name="安宁市应急广播平台", sender_code=c.inventory.platform_code,
                        jobstore_url=f"sqlite:///{tmp_path / 'jobs.sqlite3'}", name="e2e")
-    await svc.ensure_tables()
     now = c.clock.now()
     slot = now - timedelta(minutes=2)
     run = await svc.run_slot("monthly", slot, now=now)

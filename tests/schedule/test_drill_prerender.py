@@ -22,7 +22,7 @@ from broadcast.audio.templates import load_templates
 from broadcast.clock import BEIJING, ManualClock
 from broadcast.model import MessageDraft
 from broadcast.schedule.drill_service import DrillService
-from broadcast.schedule.drills import DrillSpec, build_draft, drill_prerenderer, next_slot
+from broadcast.schedule.drills import DrillSpec, drill_draft, drill_prerenderer, next_slot
 from broadcast.store.db import make_engine, prepare_schema
 from tests.e2e.conftest import wait_until
 
@@ -56,7 +56,7 @@ class Air:
     def __init__(self) -> None:
         self.drafts: list[MessageDraft] = []
 
-    async def __call__(self, draft: MessageDraft, silent: bool) -> int:
+    async def __call__(self, draft: MessageDraft) -> int:
         self.drafts.append(draft)
         return len(self.drafts)
 
@@ -70,10 +70,10 @@ async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
 
 
 def test_silent_drill_draft_has_volume_zero() -> None:
-    silent = build_draft(
+    silent = drill_draft(
         DrillSpec("quiet", (COUNTY,), silent=True), NOV, NOV, sender_name="安宁", sender_code="1"
     )
-    loud = build_draft(DrillSpec("loud", (COUNTY,)), NOV, NOV, sender_name="安宁", sender_code="1")
+    loud = drill_draft(DrillSpec("loud", (COUNTY,)), NOV, NOV, sender_name="安宁", sender_code="1")
     assert silent.volume == 0 and silent.msg_type.is_drill
     assert loud.volume is None  # the pipeline's default volume
 

@@ -1,32 +1,38 @@
 """Drills: slots from the cron rule, the misfire decision, idempotent runs, missed slots recorded, the job
-store surviving a restart. Time is always passed explicitly; nothing sleeps."""
+store surviving a restart, the service built from [[drills]]. Time is always passed explicitly; nothing
+sleeps."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from broadcast.app.ops import drill_service
 from broadcast.app.schema import feature_tables
 from broadcast.clock import BEIJING, ManualClock
 from broadcast.model import MessageDraft, MsgType, SourceKind
-from broadcast.schedule.drill_service import DrillService, run_drill_job, sync_url
+from broadcast.schedule.drill_service import DrillService, run_drill_job
 from broadcast.schedule.drills import (
     DrillConfigError,
     DrillKind,
     DrillOutcome,
     DrillSpec,
     MisfireDecision,
-    build_draft,
+    drill_draft,
     drills_from_config,
     misfire_decision,
-    slots_between,
 )
+from broadcast.schedule.jobstore import sync_url
+from broadcast.schedule.slots import slots_between
 from broadcast.store.broadcasts import DuplicateSourceError
 from broadcast.store.db import make_engine, prepare_schema
+from terminals.inventory import default_inventory
 
 COUNTY = "530181000000"
 # First Wednesdays of Nov/Dec 2026 and Jan 2027 at 10:00 Beijing.
@@ -40,10 +46,10 @@ class FakeAir:
 
     def __init__(self) -> None:
         self.accepted: dict[str, int] = {}
-        self.drafts: list[tuple[MessageDraft, bool]] = []
+        self.drafts: list[MessageDraft] = []
         self.fail_next = 0
 
-    async def __call__(self, draft: MessageDraft, silent: bool) -> int:
+    async def __call__(self, draft: MessageDraft) -> int:
         if self.fail_next:
             self.fail_next -= 1
             raise ConnectionError("database unavailable")
@@ -51,7 +57,7 @@ class FakeAir:
         if key in self.accepted:
             raise DuplicateSourceError(key, self.accepted[key], "ebm")
         self.accepted[key] = len(self.accepted) + 1
-        self.drafts.append((draft, silent))
+        self.drafts.append(draft)
         return self.accepted[key]
 
 
@@ -89,23 +95,22 @@ def test_draft_per_kind_and_slot() -> None:
                       (DrillKind.TERMINAL, MsgType.TERMINAL_DRILL)):
         spec = DrillSpec("m", (COUNTY,), kind=kind)
         late = NOV + timedelta(minutes=5)
-        d = build_draft(spec, NOV, late, sender_name="x", sender_code="y")
+        d = drill_draft(spec, NOV, late, sender_name="x", sender_code="y")
         assert d.msg_type is msg and d.source.kind is SourceKind.SCHEDULE and d.start_at == late
         assert d.end_at - d.start_at == spec.duration
-    a = build_draft(DrillSpec("m", (COUNTY,)), NOV, NOV, sender_name="x", sender_code="y")
-    b = build_draft(DrillSpec("m", (COUNTY,)), DEC, DEC, sender_name="x", sender_code="y")
-    again = build_draft(DrillSpec("m", (COUNTY,)), NOV, NOV + timedelta(minutes=9), sender_name="x", sender_code="y")
+    a = drill_draft(DrillSpec("m", (COUNTY,)), NOV, NOV, sender_name="x", sender_code="y")
+    b = drill_draft(DrillSpec("m", (COUNTY,)), DEC, DEC, sender_name="x", sender_code="y")
+    again = drill_draft(DrillSpec("m", (COUNTY,)), NOV, NOV + timedelta(minutes=9), sender_name="x", sender_code="y")
     assert a.source.key != b.source.key and a.source.key == again.source.key
 
 
 async def test_run_slot_is_idempotent_and_silent_flag_passes(engine: AsyncEngine, tmp_path: Path) -> None:
     air = FakeAir()
     svc = service(engine, tmp_path, air, ManualClock(NOV), silent=True)
-    await svc.ensure_tables()
     first = await svc.run_slot("monthly", NOV, now=NOV + timedelta(seconds=2))
     again = await svc.run_slot("monthly", NOV, now=NOV + timedelta(seconds=3))
     assert first.outcome is DrillOutcome.SUBMITTED and again == first
-    assert len(air.drafts) == 1 and air.drafts[0][1] is True
+    assert len(air.drafts) == 1 and air.drafts[0].volume == 0  # silence travels in the draft
 
 
 async def test_restart_after_submit_does_not_air_twice(engine: AsyncEngine, tmp_path: Path) -> None:
@@ -113,8 +118,7 @@ async def test_restart_after_submit_does_not_air_twice(engine: AsyncEngine, tmp_
     duplicate-source check and records the existing broadcast."""
     air = FakeAir()
     svc = service(engine, tmp_path, air, ManualClock(NOV))
-    await svc.ensure_tables()
-    await air(build_draft(svc.spec("monthly"), NOV, NOV, sender_name="x", sender_code="y"), False)
+    await air(drill_draft(svc.spec("monthly"), NOV, NOV, sender_name="x", sender_code="y"))
     run = await svc.run_slot("monthly", NOV, now=NOV + timedelta(minutes=1))
     assert run.outcome is DrillOutcome.SUBMITTED and run.broadcast_id == 1 and len(air.drafts) == 1
 
@@ -123,7 +127,6 @@ async def test_down_over_two_slots_records_missed_and_runs_current(engine: Async
     air = FakeAir()
     clock = ManualClock(NOV - timedelta(days=10))
     svc = service(engine, tmp_path, air, clock, grace=timedelta(hours=1))
-    await svc.ensure_tables()
     # Controller down from before the November drill until 20 minutes after the December one.
     now = DEC + timedelta(minutes=20)
     runs = await svc.reconcile("monthly", anchor=NOV - timedelta(days=10), now=now)
@@ -140,7 +143,6 @@ async def test_failed_submit_retried_within_grace_then_kept(engine: AsyncEngine,
     air = FakeAir()
     air.fail_next = 1
     svc = service(engine, tmp_path, air, ManualClock(NOV), grace=timedelta(minutes=30))
-    await svc.ensure_tables()
     failed = await svc.run_slot("monthly", NOV, now=NOV)
     assert failed.outcome is DrillOutcome.FAILED and "ConnectionError" in failed.detail
     retried = await svc.reconcile("monthly", anchor=NOV - timedelta(days=1), now=NOV + timedelta(minutes=10))
@@ -178,7 +180,7 @@ async def test_job_store_survives_restart(engine: AsyncEngine, tmp_path: Path) -
 
     clock.advance(3600)
     again = service(engine, tmp_path, FakeAir(), clock)
-    sched = again.make_scheduler()
+    sched = again.jobs.make_scheduler()
     sched.start(paused=True)
     try:
         stored = sched.get_job("drill:monthly")
@@ -213,3 +215,33 @@ def test_sync_url() -> None:
     assert sync_url("sqlite+aiosqlite:////var/x.db") == "sqlite:////var/x.db"
     pg = sync_url("postgresql+asyncpg://u:p@127.0.0.1/ebc")
     assert pg is None or pg == "postgresql+psycopg://u:p@127.0.0.1/ebc"
+
+
+def fake_settings(tmp_path: Path, raw: dict[str, Any]) -> Any:
+    return SimpleNamespace(raw=raw, database_url=f"sqlite+aiosqlite:///{tmp_path / 'ops.sqlite3'}", base_dir=tmp_path)
+
+
+async def test_drills_from_config_default_and_disabled(engine: AsyncEngine, tmp_path: Path) -> None:
+    """The composition root's DrillService from [[drills]]: the monthly county drill by default, none
+    for ``drills = []``; started and stopped on its own."""
+    inventory = default_inventory()
+    aired: list[MessageDraft] = []
+
+    async def submit(draft: MessageDraft) -> int:
+        aired.append(draft)
+        return len(aired)
+
+    clock = ManualClock(datetime(2026, 11, 1, tzinfo=BEIJING))
+    drills = drill_service(fake_settings(tmp_path, {}), inventory, engine, clock, submit)
+    assert drills is not None and [s.drill_id for s in drills.drills] == ["monthly"]
+    assert drills.drills[0].area_codes == (inventory.county.code,)
+    assert drill_service(fake_settings(tmp_path, {"drills": []}), inventory, engine, clock, submit) is None
+    await drills.start()
+    try:
+        assert drills.scheduler is not None and drills.scheduler.get_job("drill:monthly") is not None
+        clock.advance(3 * 86_400 + 10 * 3600 + 60)  # just past Wed Nov 4 10:00
+        runs = await drills.reconcile("monthly")
+        assert [r.outcome.value for r in runs] == ["submitted"] and len(aired) == 1
+    finally:
+        await drills.close()
+    assert drills.scheduler is None

@@ -20,8 +20,8 @@ from broadcast.sources.cap.model import CapMsgType
 from broadcast.sources.cap.parse import parse_cap
 from broadcast.sources.feeds.config import FeedConfig, FeedErrorKind
 from broadcast.sources.feeds.formats import parse_atom
-from broadcast.sources.feeds.poller import FeedPoller
-from broadcast.store.db import make_engine
+from broadcast.sources.feeds.poller import FeedPoller, feed_seen
+from broadcast.store.db import make_engine, prepare_schema
 from sim.cap_feed import CapFeedServer, Colour, publication, rainstorm_scenario
 
 START = datetime(2025, 7, 12, 4, 30, tzinfo=BEIJING)
@@ -42,6 +42,7 @@ class Intake:
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     eng = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'feeds.db'}")
+    await prepare_schema(eng, (feed_seen,))
     try:
         yield eng
     finally:

@@ -14,7 +14,7 @@ import pytest
 from broadcast.sources.cap.convert import to_draft
 from broadcast.sources.cap.errors import CapError, CapErrorKind
 from broadcast.sources.cap.parse import parse_cap
-from broadcast.sources.cap.polygon import CapRing, _certified_count, validate_ring
+from broadcast.sources.cap.polygon import CapRing, certified_count, validate_ring
 from tests.sources.cap_doc import alert, info
 
 # --- the reference: the parser's polygon check before this change, verbatim ---------------------------
@@ -204,13 +204,13 @@ def test_typical_rings_take_the_fast_path() -> None:
     rng = random.Random(5)
     pts = ring_points(rng, 20_000, 24.9, 102.4, 0.2)
     fixed = " ".join(f"{a:.6f},{b:.6f}" for a, b in pts[:-1]) + " " + f"{pts[0][0]:.6f},{pts[0][1]:.6f}"
-    assert _certified_count(fixed) is not None
+    assert certified_count(fixed) is not None
     trimmed = " ".join(f"{a:.5f},{b:.4f}".rstrip("0") for a, b in pts[:-1])
     trimmed += " " + trimmed.split(" ", 1)[0]
-    assert _certified_count(trimmed) is not None  # several token shapes
+    assert certified_count(trimmed) is not None  # several token shapes
     western = " ".join(f"{a:.4f},{b - 20:.4f}" for a, b in pts[:-1])  # 82.x° E: two-digit longitudes
     western += " " + western.split(" ", 1)[0]
-    assert _certified_count(western) is not None
+    assert certified_count(western) is not None
     ring = validate_ring(fixed, "x", 1)
     assert len(ring) == 20_001 and ring[0] == ring[-1] == (round(pts[0][0], 6), round(pts[0][1], 6))
 

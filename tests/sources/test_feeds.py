@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from broadcast.clock import ManualClock
 from broadcast.sources.feeds.config import BasicAuth, BearerAuth, FeedConfig, FeedErrorKind, redact_url
 from broadcast.sources.feeds.formats import FORMATS, FeedFormatError, FeedItem, parse_atom
-from broadcast.sources.feeds.poller import FeedPoller
-from broadcast.store.db import make_engine
+from broadcast.sources.feeds.poller import FeedPoller, feed_seen
+from broadcast.store.db import make_engine, prepare_schema
 from tests.sources.cap_doc import alert, info
 
 BJ = timezone(timedelta(hours=8))
@@ -90,6 +90,7 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     eng = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'feeds.db'}")
+    await prepare_schema(eng, (feed_seen,))
     try:
         yield eng
     finally:

@@ -1,6 +1,7 @@
-"""CAP data model (the parse result): status/type/scope enums, CapResource (embedded audio decoded on
-first use), CapArea, CapInfo, CapAlert, and the strict Base64 check. Owns no parsing: broadcast/sources/
-cap.py builds these; must never read XML or do I/O.
+"""CAP data model (the parse result): status/type/scope enums and the values CAP allows for urgency,
+severity and certainty, CapResource (embedded audio decoded on first use), CapArea, CapInfo, CapAlert,
+and the strict Base64 check. Owns no parsing: `broadcast.sources.cap.parse` builds these; must never read
+XML or do I/O.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import FrozenInstanceError, dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
 _ASCII_WHITESPACE = bytes(c for c in range(128) if chr(c).isspace())  # what str.split() drops
 
@@ -37,15 +38,10 @@ class CapScope(StrEnum):
     PRIVATE = "Private"
 
 
-_ENUM_VALUES: dict[type[StrEnum], tuple[str, ...]] = {
-    enum: tuple(e.value for e in enum) for enum in (CapStatus, CapMsgType, CapScope)
-}
-_ENUM_MEMBERS: dict[type[StrEnum], dict[str, StrEnum]] = {
-    enum: {e.value: e for e in enum} for enum in (CapStatus, CapMsgType, CapScope)
-}
-_SEVERITIES = ("Extreme", "Severe", "Moderate", "Minor", "Unknown")
-_URGENCIES = ("Immediate", "Expected", "Future", "Past", "Unknown")
-_CERTAINTIES = ("Observed", "Likely", "Possible", "Unlikely", "Unknown")
+# The values CAP allows in an info block (kept as text in CapInfo: feeds use them as written).
+SEVERITIES = ("Extreme", "Severe", "Moderate", "Minor", "Unknown")
+URGENCIES = ("Immediate", "Expected", "Future", "Past", "Unknown")
+CERTAINTIES = ("Observed", "Likely", "Possible", "Unlikely", "Unknown")
 
 
 _B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -218,25 +214,11 @@ class CapAlert:
     status: CapStatus
     msg_type: CapMsgType
     scope: CapScope
-    # (sender, identifier, sent) with sent in `canonical_sent` form, as in SourceRef.sent of the original
+    # (sender, identifier, sent), sent as the aware time's isoformat (a naive time read as Beijing time),
+    # as in SourceRef.sent of the original
     references: tuple[tuple[str, str, str], ...] = ()
     note: str = ""
     infos: tuple[CapInfo, ...] = ()
     version: str = "1.2"
     signature_present: bool = False
     warnings: tuple[str, ...] = field(default=(), compare=False)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Field readers
-
-
-_T = TypeVar("_T")
-
-
-def _built(cls: type[_T], values: dict[str, Any]) -> _T:
-    """An instance of the frozen dataclass ``cls`` from ``values`` (every field given), without the
-    per-field ``object.__setattr__`` of the generated ``__init__``: the parser makes thousands of them."""
-    obj = object.__new__(cls)
-    obj.__dict__.update(values)
-    return obj

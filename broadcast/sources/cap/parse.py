@@ -1,9 +1,9 @@
 """CAP 1.2 / 1.1 parsing (OASIS Common Alerting Protocol, 预警 CAP): bytes in, frozen dataclasses out.
 
 Owns: turning one CAP document into a `CapAlert`, safely and tolerantly. Never converts to an EBM (see
-`cap_convert`), never does I/O, never reads the clock, never dereferences a URI.
+`cap.convert`), never does I/O, never reads the clock, never dereferences a URI.
 
-Safety (in `cap_xml`, checked in this order, before anything is interpreted):
+Safety (in `cap.xml`, checked in this order, before anything is interpreted):
 - input larger than ``max_bytes`` is refused before any parsing (``TOO_LARGE``);
 - any ``<!DOCTYPE`` — and with it every entity declaration (billion laughs) and every external entity
   (XXE, e.g. ``file:///etc/passwd``) — is refused (``FORBIDDEN_DTD``) before the XML parser sees a byte;
@@ -28,7 +28,7 @@ Tolerance (real feeds are messy, the CMA feed is rejected by some strict parsers
 - Missing ``identifier`` / ``sender`` / ``sent`` / ``status`` / ``msgType`` is an error: guessing any of
   them could broadcast something nobody sent or break Update/Cancel linking.
 - Polygons must be closed rings of at least 4 points (3 distinct) with valid latitude/longitude, else
-  ``BAD_POLYGON`` — fully checked here, before the alert is returned (see `cap_polygon`: a cheap exact
+  ``BAD_POLYGON`` — fully checked here, before the alert is returned (see `cap.polygon`: a cheap exact
   certificate, the float-by-float check only when it cannot decide). ``CapArea.polygons`` holds
   `CapRing`s: sequences of (lat, lon) whose floats are made on first use.
 - Embedded content (``resource/derefUri``) is checked to be valid Base64 here (same verdict as the strict
@@ -43,15 +43,13 @@ from __future__ import annotations
 import re
 from datetime import timedelta, timezone
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from broadcast.sources.cap.errors import CapError, CapErrorKind
 from broadcast.sources.cap.model import (
-    _CERTAINTIES,
-    _ENUM_MEMBERS,
-    _ENUM_VALUES,
-    _SEVERITIES,
-    _URGENCIES,
+    CERTAINTIES,
+    SEVERITIES,
+    URGENCIES,
     CapAlert,
     CapArea,
     CapInfo,
@@ -59,58 +57,35 @@ from broadcast.sources.cap.model import (
     CapResource,
     CapScope,
     CapStatus,
-    _built,
     check_base64,
 )
 from broadcast.sources.cap.polygon import CapRing, validate_ring
-from broadcast.sources.cap.reader import (
-    _LOCAL,
-    _NO_NAMES,
-    NS_CAP_11,
-    NS_CAP_12,
-    _local_name,
-    _parse_time,
-    _Reader,
-    _stripped,
-)
+from broadcast.sources.cap.reader import NS_CAP_11, NS_CAP_12, Reader, local_name, parse_time, stripped
 from broadcast.sources.cap.xml import Element, line_of, load_xml, split_tag, text_of
-
-__all__ = [
-    "CPEAS_VALUE_NAME",
-    "NS_CAP_11",
-    "NS_CAP_12",
-    "CapAlert",
-    "CapArea",
-    "CapError",
-    "CapErrorKind",
-    "CapInfo",
-    "CapMsgType",
-    "CapResource",
-    "CapRing",
-    "CapScope",
-    "CapStatus",
-    "canonical_sent",
-    "parse_cap",
-]
 
 NS_XMLDSIG = "http://www.w3.org/2000/09/xmldsig#"
 _VERSIONS = {NS_CAP_12: "1.2", NS_CAP_11: "1.1"}
-CPEAS_VALUE_NAME = "CPEAS Geographic Code"
-_ASCII_WHITESPACE = bytes(c for c in range(128) if chr(c).isspace())  # what str.split() drops
 _SIGNATURE_TAG = "{" + NS_XMLDSIG + "}Signature"
 _BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
+_ENUM_VALUES: dict[type[StrEnum], tuple[str, ...]] = {
+    enum: tuple(e.value for e in enum) for enum in (CapStatus, CapMsgType, CapScope)
+}
+_ENUM_MEMBERS: dict[type[StrEnum], dict[str, StrEnum]] = {
+    enum: {e.value: e for e in enum} for enum in (CapStatus, CapMsgType, CapScope)
+}
+
+_T = TypeVar("_T")
 
 
-def canonical_sent(raw: str) -> str:
-    """The form of a CAP ``sent`` used in source keys and references, so that "Z", "+00:00" and
-    "-00:00" spellings of one instant match; naive times are Beijing time; unparsable text is kept."""
-    value = _parse_time(raw.strip())
-    if value is None:
-        return raw.strip()
-    return (value if value.tzinfo is not None else value.replace(tzinfo=_BEIJING)).isoformat()
+def _built(cls: type[_T], values: dict[str, Any]) -> _T:
+    """An instance of the frozen dataclass ``cls`` from ``values`` (every field given), without the
+    per-field ``object.__setattr__`` of the generated ``__init__``: the parser makes thousands of them."""
+    obj = object.__new__(cls)
+    obj.__dict__.update(values)
+    return obj
 
 
-def _enum_field(r: _Reader, node: Element, name: str, enum: type[StrEnum], default: str | None) -> Any:
+def _enum_field(r: Reader, node: Element, name: str, enum: type[StrEnum], default: str | None) -> Any:
     raw = r.text(node, name)
     if not raw:
         if default is None:
@@ -129,7 +104,7 @@ def _enum_field(r: _Reader, node: Element, name: str, enum: type[StrEnum], defau
     return _ENUM_MEMBERS[enum][value]
 
 
-def _references(r: _Reader, root: Element) -> tuple[tuple[str, str, str], ...]:
+def _references(r: Reader, root: Element) -> tuple[tuple[str, str, str], ...]:
     raw = r.text(root, "references")
     if not raw:
         return ()
@@ -142,7 +117,7 @@ def _references(r: _Reader, root: Element) -> tuple[tuple[str, str, str], ...]:
                 f"CAP 字段 references 中的 {token!r} 不是 sender,identifier,sent 三元组（第 {r.line(root, 'references')} 行），"
                 "请检查发布系统输出",
             )
-        when = _parse_time(parts[2])
+        when = parse_time(parts[2])
         if when is None:
             r.warnings.append(
                 f"references 中 {token!r} 的时间无法识别，原样保留（第 {r.line(root, 'references')} 行）"
@@ -166,7 +141,7 @@ def _point(token: str) -> tuple[float, float]:
     return lat, lon
 
 
-def _ring(r: _Reader, text: str, area_desc: str, line: int) -> CapRing:
+def _ring(r: Reader, text: str, area_desc: str, line: int) -> CapRing:
     for seen, ring in r.rings:  # the en-US and zh-CN infos usually repeat each polygon
         if seen == text:
             return ring
@@ -190,13 +165,13 @@ def _circle(raw: str, area_desc: str, line: int) -> tuple[float, float, float]:
     return lat, lon, radius
 
 
-def _name_value(prefix: str, node: Element) -> tuple[str, str]:
+def _name_value(r: Reader, node: Element) -> tuple[str, str]:
     """The first ``valueName`` and first ``value`` (document order) of a geocode / parameter."""
-    known = _LOCAL.get(prefix, _NO_NAMES)
+    known, prefix = r.known, r.prefix
     name = value = None
     for c in node:
         tag = c.tag
-        tag = known.get(tag) or _local_name(tag, prefix)
+        tag = known.get(tag) or local_name(tag, prefix)
         if tag == "valueName":
             if name is None:
                 name = (text_of(c) if len(c) else (c.text or "")).strip()
@@ -205,17 +180,16 @@ def _name_value(prefix: str, node: Element) -> tuple[str, str]:
     return name or "", value or ""
 
 
-def _area(r: _Reader, node: Element) -> CapArea:
-    prefix = r.prefix
-    known = _LOCAL.get(prefix, _NO_NAMES)
+def _area(r: Reader, node: Element) -> CapArea:
+    known, prefix = r.known, r.prefix
     desc_el: Element | None = None
     geocodes = []
     shapes: list[tuple[str, Element]] = []
     for c in node:  # document order: the first areaDesc, shapes checked in the order written
         tag = c.tag
-        tag = known.get(tag) or _local_name(tag, prefix)
+        tag = known.get(tag) or local_name(tag, prefix)
         if tag == "geocode":
-            name, value = _name_value(prefix, c)
+            name, value = _name_value(r, c)
             if value:
                 geocodes.append((name, value))
         elif tag == "areaDesc":
@@ -223,7 +197,7 @@ def _area(r: _Reader, node: Element) -> CapArea:
                 desc_el = c
         elif tag == "polygon" or tag == "circle":
             shapes.append((tag, c))
-    desc = _stripped(desc_el) if desc_el is not None else ""
+    desc = stripped(desc_el) if desc_el is not None else ""
     if not desc:
         r.warnings.append(f"area 缺少 areaDesc（第 {line_of(node)} 行）")
     if not shapes:  # the usual CMA area: a name and a code
@@ -251,7 +225,7 @@ def _area(r: _Reader, node: Element) -> CapArea:
     )
 
 
-def _resource(r: _Reader, node: Element) -> CapResource:
+def _resource(r: Reader, node: Element) -> CapResource:
     size_raw = r.text(node, "size")
     size: int | None = None
     if size_raw:
@@ -275,7 +249,7 @@ def _resource(r: _Reader, node: Element) -> CapResource:
     )
 
 
-def _info_enum(r: _Reader, node: Element, name: str, allowed: tuple[str, ...], raw: str | None) -> str:
+def _info_enum(r: Reader, node: Element, name: str, allowed: tuple[str, ...], raw: str | None) -> str:
     if not raw:
         r.warnings.append(f"info 缺少 {name}（第 {line_of(node)} 行），按 Unknown 处理")
         return "Unknown"
@@ -289,22 +263,21 @@ def _info_enum(r: _Reader, node: Element, name: str, allowed: tuple[str, ...], r
     return value
 
 
-def _info(r: _Reader, node: Element) -> CapInfo:
+def _info(r: Reader, node: Element) -> CapInfo:
     f = r.fields(node)
-    first = {name: _stripped(found[0]) for name, found in f.items() if name in _INFO_TEXTS}
+    first = {name: stripped(found[0]) for name, found in f.items() if name in _INFO_TEXTS}
     event = first.get("event") or ""
     if not event:
         r.warnings.append(f"info 缺少 event（第 {line_of(node)} 行）")
-    prefix = r.prefix
     return _built(
         CapInfo,
         {
             "language": first.get("language") or "",
             "category": tuple(c for c in (text_of(el).strip() for el in f.get("category", ())) if c),
             "event": event,
-            "urgency": _info_enum(r, node, "urgency", _URGENCIES, first.get("urgency")),
-            "severity": _info_enum(r, node, "severity", _SEVERITIES, first.get("severity")),
-            "certainty": _info_enum(r, node, "certainty", _CERTAINTIES, first.get("certainty")),
+            "urgency": _info_enum(r, node, "urgency", URGENCIES, first.get("urgency")),
+            "severity": _info_enum(r, node, "severity", SEVERITIES, first.get("severity")),
+            "certainty": _info_enum(r, node, "certainty", CERTAINTIES, first.get("certainty")),
             "effective": r.time_of(first.get("effective"), node, "effective"),
             "onset": r.time_of(first.get("onset"), node, "onset"),
             "expires": r.time_of(first.get("expires"), node, "expires"),
@@ -312,7 +285,7 @@ def _info(r: _Reader, node: Element) -> CapInfo:
             "headline": first.get("headline") or "",
             "description": first.get("description") or "",
             "instruction": first.get("instruction") or "",
-            "parameters": tuple([_name_value(prefix, p) for p in f.get("parameter", ())]),
+            "parameters": tuple([_name_value(r, p) for p in f.get("parameter", ())]),
             "resources": tuple([_resource(r, n) for n in f.get("resource", ())]),
             "areas": tuple([_area(r, n) for n in f.get("area", ())]),
         },
@@ -346,7 +319,7 @@ def parse_cap(data: bytes, *, max_bytes: int = 256 * 1024, max_depth: int = 32) 
             f"CAP 文档的命名空间 {root_ns!r} 不受支持（只接受 CAP 1.2/1.1：{NS_CAP_12}），已拒收；"
             "请让发布系统改用 CAP 1.2",
         )
-    r = _Reader(root_ns)
+    r = Reader(root_ns)
     r.warnings = warnings
     identifier = r.required(root, "identifier", "alert")
     try:

@@ -123,7 +123,7 @@ class CapRing(Sequence[Point]):
         return (CapRing, (self._text, self._n, self._points))
 
 
-def _certified_count(text: str) -> tuple[str, int] | None:
+def certified_count(text: str) -> tuple[str, int] | None:
     """(normalised text, point count) when the cheap certificate proves the ring valid, else None."""
     in_range = _uniform_in_range(text)
     if in_range is None:  # not single-spaced tokens of one shape: normalise, then check shape by shape
@@ -268,7 +268,7 @@ def _exact_ring(raw: str, where: str) -> tuple[Point, ...]:
 
 def validate_ring(text: str, area_desc: str, line: int) -> CapRing:
     """The ring written in ``text`` (a CAP polygon), or `CapError(BAD_POLYGON)` naming area and line."""
-    certified = _certified_count(text.strip())
+    certified = certified_count(text.strip())
     if certified is not None:
         return CapRing(*certified)
     points = _exact_ring(text, f"区域「{area_desc}」第 {line} 行")

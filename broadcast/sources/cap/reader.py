@@ -1,5 +1,6 @@
 """Reading CAP fields from a parsed tree: children indexed by local name, text and enum fields, times,
-warnings. Used by broadcast/sources/cap.py; must never build the result types or do I/O.
+warnings (`Reader`), and the CAP namespaces. Used by `broadcast.sources.cap.parse`; must never build the
+result types or do I/O.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ NS_CAP_11 = "urn:oasis:names:tc:emergency:cap:1.1"
 _BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 
 
-def _stripped(el: Element) -> str:
+def stripped(el: Element) -> str:
     """The stripped character data of ``el``."""
     return (text_of(el) if len(el) else (el.text or "")).strip()
 
@@ -35,7 +36,7 @@ _LOCAL = {
 _NO_NAMES: dict[str, str] = {}
 
 
-def _local_name(tag: str, prefix: str) -> str:
+def local_name(tag: str, prefix: str) -> str:
     """The CAP local name of ``tag`` in document order semantics: a bare tag counts as CAP; "" for an
     element of another namespace."""
     if tag[0] == "{":
@@ -57,7 +58,7 @@ def _children(node: Element, prefix: str) -> dict[str, list[Element]]:
             if prefix and tag[0] != "{":
                 late.append(c)
                 continue
-            name = _local_name(tag, prefix)
+            name = local_name(tag, prefix)
             if not name:
                 continue
         found = by_name.get(name)
@@ -70,7 +71,7 @@ def _children(node: Element, prefix: str) -> dict[str, list[Element]]:
     return by_name
 
 
-class _Reader:
+class Reader:
     """Reads CAP fields from the tree, collecting warnings; ignores elements of foreign namespaces.
 
     A node's children are indexed by local name on first use (CAP reading is many small look-ups), line
@@ -82,6 +83,9 @@ class _Reader:
         self.warnings: list[str] = []
         self.rings: list[tuple[str, CapRing]] = []
         self.prefix = "{" + ns + "}" if ns else ""
+        # "{ns}name" → name for the CAP element names in this document's namespace (a dict look-up per
+        # child; anything else goes through `local_name`).
+        self.known = _LOCAL.get(self.prefix, _NO_NAMES)
         self._index: dict[Element, dict[str, list[Element]]] = {}
 
     def fields(self, node: Element) -> dict[str, list[Element]]:
@@ -97,7 +101,7 @@ class _Reader:
     def text(self, node: Element, name: str) -> str | None:
         """The stripped character data of the first ``name`` child; None when there is none."""
         found = self.fields(node).get(name)
-        return _stripped(found[0]) if found else None
+        return stripped(found[0]) if found else None
 
     def line(self, node: Element, name: str) -> int:
         found = self.kids(node, name)
@@ -133,7 +137,7 @@ class _Reader:
             if required:
                 self.required(node, name, "alert")
             return None
-        value = _parse_time(raw)
+        value = parse_time(raw)
         if value is None:
             line = self.line(node, name)
             raise CapError(
@@ -148,7 +152,7 @@ class _Reader:
         return value
 
 
-def _parse_time(raw: str) -> datetime | None:
+def parse_time(raw: str) -> datetime | None:
     """ISO 8601 as CAP writes it ("Z" and "-00:00" allowed, a space for "T" tolerated); may be naive."""
     try:
         return datetime.fromisoformat(raw.replace(" ", "T", 1) if "T" not in raw else raw)

@@ -1,9 +1,9 @@
-"""CAP feed configuration and health types (预警信息源配置与状态): what the poller in
-`broadcast.sources.feeds` is configured with and keeps per feed.
+"""CAP feed configuration (预警信息源配置): what the poller in `broadcast.sources.feeds.poller` is
+configured with.
 
-Owns `FeedConfig` (with `BasicAuth` / `BearerAuth`), `feeds_from_config` (``[[feeds]]`` entries),
-`FeedErrorKind` / `FeedError`, `redact_url`, `basic_auth_header`, `SubmitFn`, `MAX_PARSE_ATTEMPTS` and the
-poller's per-feed state records. `broadcast.sources.feeds` re-exports every public name here.
+Owns `FeedConfig` (with `BasicAuth` / `BearerAuth` and its backoff `RetryPolicy`), `feeds_from_config`
+(``[[feeds]]`` entries), `FeedErrorKind` / `FeedError`, `redact_url`, `basic_auth_header`, `SubmitFn` and
+`MAX_PARSE_ATTEMPTS`. What the poller keeps per feed is in `broadcast.sources.feeds.state`.
 
 Must never fetch, poll, sleep or touch the database (the `FeedPoller` does), never parse CAP, and never put
 credentials into reprs or messages (auth values are kept out of reprs; URLs are shown without userinfo and
@@ -13,16 +13,14 @@ query).
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
-from broadcast.sources.cap.model import CapAlert
+from broadcast.retry import RetryPolicy
 from broadcast.sources.feeds.formats import FORMATS
 
 SubmitFn = Callable[[bytes, str], Awaitable[object]]
@@ -51,6 +49,14 @@ class FeedConfig:
     max_items: int = 100  # per round, newest first as the feed lists them
     timeout_s: float = 20.0
     max_backoff_s: float = 1800.0
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """Backoff after failed rounds: interval·2^n (n = consecutive failures), capped at
+        ``max_backoff_s``, times a jitter in [0.5, 1). The poller never waits less than half the interval."""
+        return RetryPolicy(
+            initial_s=self.interval_s * 2, max_s=self.max_backoff_s, factor=2.0, jitter=(0.5, 1.0)
+        )
 
 
 class FeedErrorKind(StrEnum):
@@ -83,45 +89,6 @@ def redact_url(url: str) -> str:
 def basic_auth_header(user: str, password: str) -> str:
     """RFC 7617 Basic credentials (UTF-8), built here because aiohttp.BasicAuth is deprecated."""
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    return parts.scheme, parts.hostname or "", parts.port
-
-
-def _digest(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
-
-
-@dataclass
-class _FeedState:
-    config: FeedConfig
-    next_due: datetime
-    etag: str = ""
-    last_modified: str = ""
-    consecutive_errors: int = 0
-    last_success: datetime | None = None
-    last_error: FeedError | None = None
-    last_error_at: datetime | None = None
-    requests: int = 0
-    not_modified: int = 0
-    submitted: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    newest_sent: datetime | None = None
-    # url|… or bad|<sha256> of a document that failed to parse → consecutive rounds it failed in
-    parse_failures: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class _Parsed:
-    """A fetched and parsed item, waiting for its turn to be submitted."""
-
-    data: bytes
-    alert: CapAlert
-    url_key: str
-    position: int  # in the feed's listing (0 = first listed, normally the newest)
 
 
 def feeds_from_config(entries: Sequence[Mapping[str, Any]]) -> list[FeedConfig]:

@@ -1,11 +1,13 @@
 """CAP feed poller (预警信息源轮询): fetches configured feeds and hands each new CAP document to intake once.
 
-Owns per-feed scheduling (interval; jittered exponential backoff on errors), conditional GET
+Owns per-feed scheduling (interval; on errors the feed's jittered exponential `RetryPolicy`), conditional GET
 (ETag / Last-Modified, so an unchanged feed costs one 304), per-feed health for ``GET /api/sources``,
 and the ``feed_seen`` table that makes "once" hold across restarts: a CAP is keyed by
 ``SourceRef(CAP, sender, identifier, sent).key`` (the same key intake uses), checked before
-``submit(data, feed)`` and recorded only after it returns. Feed formats live in `feeds_formats`; the feed config, auth and health types (`FeedConfig`, `FeedError`,
-`feeds_from_config`, …) in `feeds_config`, re-exported here.
+``submit(data, feed)`` and recorded only after it returns. Feed formats live in `feeds.formats`, the feed
+config, auth and error types (`FeedConfig`, `FeedError`, `feeds_from_config`, …) in `feeds.config`, what
+is kept per feed (`FeedState`, with its health view) in `feeds.state`. The table is created by
+``prepare_schema`` (the composition root names it), never here.
 
 Never parses CAP beyond reading its key (intake does the rest), never decides whether to broadcast,
 never sleeps in `tick` (tests drive it with a manual clock), never logs or reports credentials (auth
@@ -59,14 +61,11 @@ from broadcast.sources.feeds.config import (
     FeedError,
     FeedErrorKind,
     SubmitFn,
-    _digest,
-    _FeedState,
-    _origin,
-    _Parsed,
     basic_auth_header,
     redact_url,
 )
 from broadcast.sources.feeds.formats import FORMATS, FeedFormatError, FeedItem, FormatParser
+from broadcast.sources.feeds.state import FeedState, ParsedItem
 from broadcast.store.tables import UtcDateTime, metadata
 
 log = logging.getLogger(__name__)
@@ -81,6 +80,15 @@ feed_seen = Table(
     Column("sent", UtcDateTime, nullable=True),
     Column("seen_at", UtcDateTime, nullable=False),
 )
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname or "", parts.port
 
 
 class FeedPoller:
@@ -107,8 +115,8 @@ class FeedPoller:
                 )
             if urlsplit(f.url).scheme not in ("http", "https"):
                 raise ValueError(f"feed {f.name!r}: URL must be http(s), got {redact_url(f.url)}")
-            if f.interval_s <= 0:
-                raise ValueError(f"feed {f.name!r}: interval must be positive")
+            if f.interval_s <= 0 or f.max_backoff_s <= 0:
+                raise ValueError(f"feed {f.name!r}: interval and max backoff must be positive")
         self._session = session
         self._engine = engine
         self._submit = submit
@@ -116,15 +124,14 @@ class FeedPoller:
         self._rng = rng or random.Random()
         self.max_cap_bytes = max_cap_bytes
         now = clock.now()
-        self._states = {f.name: _FeedState(f, next_due=now) for f in feeds}
+        self._states = {f.name: FeedState(f, next_due=now) for f in feeds}
         self._inflight: set[str] = set()
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def prepare(self) -> None:
-        """Create the seen table if missing and restore each feed's newest ``sent`` (for lag)."""
-        async with self._engine.begin() as conn:
-            await conn.run_sync(lambda c: feed_seen.create(c, checkfirst=True))
+        """Restore each feed's newest ``sent`` (for lag) from the seen table."""
+        async with self._engine.connect() as conn:
             rows = await conn.execute(
                 select(feed_seen.c.feed, func.max(feed_seen.c.sent))
                 .where(feed_seen.c.kind == "cap")
@@ -164,41 +171,11 @@ class FeedPoller:
 
     def health(self) -> list[dict[str, Any]]:
         now = self._clock.now()
-        out: list[dict[str, Any]] = []
-        for s in self._states.values():
-            err = s.last_error
-            if s.last_success is None and err is None:
-                status = "pending"
-            else:
-                status = "error" if s.consecutive_errors else "ok"
-            out.append(
-                {
-                    "name": s.config.name,
-                    "url": redact_url(s.config.url),
-                    "format": s.config.format,
-                    "status": status,
-                    "last_success": s.last_success.isoformat() if s.last_success else None,
-                    "last_error": None
-                    if err is None or s.last_error_at is None
-                    else {"kind": str(err.kind), "message": err.message, "at": s.last_error_at.isoformat()},
-                    "consecutive_errors": s.consecutive_errors,
-                    "items_seen": s.submitted + s.duplicates + s.rejected,
-                    "items_submitted": s.submitted,
-                    "items_duplicate": s.duplicates,
-                    "items_rejected": s.rejected,
-                    "items_retrying": len(s.parse_failures),
-                    "requests": s.requests,
-                    "not_modified": s.not_modified,
-                    "newest_sent": s.newest_sent.isoformat() if s.newest_sent else None,
-                    "lag_s": (now - s.newest_sent).total_seconds() if s.newest_sent else None,
-                    "next_due": s.next_due.isoformat(),
-                }
-            )
-        return out
+        return [s.health(now) for s in self._states.values()]
 
     # --- one round ----------------------------------------------------------------------------
 
-    async def _poll(self, state: _FeedState) -> None:
+    async def _poll(self, state: FeedState) -> None:
         cfg = state.config
         headers: dict[str, str] = {}
         if state.etag:
@@ -221,11 +198,11 @@ class FeedPoller:
             self._failed(state, exc)
             return
         all_done = True
-        parsed: list[_Parsed] = []
+        parsed: list[ParsedItem] = []
         failing: set[str] = set()
         for position, item in enumerate(items[: cfg.max_items]):
             outcome = await self._fetch_and_parse(state, item, position, failing)
-            if isinstance(outcome, _Parsed):
+            if isinstance(outcome, ParsedItem):
                 parsed.append(outcome)
             else:
                 all_done = outcome and all_done
@@ -250,7 +227,7 @@ class FeedPoller:
         self._succeeded(state)
 
     async def _get(
-        self, state: _FeedState, url: str, headers: dict[str, str], limit: int, *, index: bool
+        self, state: FeedState, url: str, headers: dict[str, str], limit: int, *, index: bool
     ) -> tuple[int, bytes, tuple[str, str]]:
         cfg = state.config
         auth = cfg.auth
@@ -302,9 +279,9 @@ class FeedPoller:
             ) from None
 
     async def _fetch_and_parse(
-        self, state: _FeedState, item: FeedItem, position: int, failing: set[str]
-    ) -> _Parsed | bool:
-        """Fetch (when linked) and parse one item. A `_Parsed` is to be submitted; True means processed
+        self, state: FeedState, item: FeedItem, position: int, failing: set[str]
+    ) -> ParsedItem | bool:
+        """Fetch (when linked) and parse one item. A `ParsedItem` is to be submitted; True means processed
         (seen before, or given up); False means it must be tried again next round."""
         name = state.config.name
         url_key = f"url|{name}|{item.url}" if item.url else ""
@@ -333,9 +310,9 @@ class FeedPoller:
             log.info("feed %s: %s parses now, after earlier failures", name, redact_url(item.url))
         if state.newest_sent is None or alert.sent > state.newest_sent:
             state.newest_sent = alert.sent
-        return _Parsed(data, alert, url_key, position)
+        return ParsedItem(data, alert, url_key, position)
 
-    async def _parse_failed(self, state: _FeedState, item: FeedItem, fail_key: str, exc: CapError) -> bool:
+    async def _parse_failed(self, state: FeedState, item: FeedItem, fail_key: str, exc: CapError) -> bool:
         """Count one more failed round for this document; give it up (True) after MAX_PARSE_ATTEMPTS."""
         name = state.config.name
         attempts = state.parse_failures.get(fail_key, 0) + 1
@@ -362,14 +339,14 @@ class FeedPoller:
         await self._mark(fail_key, "bad", name)
         return True
 
-    def _end_streaks(self, state: _FeedState, failing: set[str]) -> None:
+    def _end_streaks(self, state: FeedState, failing: set[str]) -> None:
         """Documents that failed before but were not failing this round (gone from the feed, or inline
         bytes replaced) are no longer retried, and no longer count as rejected."""
         for key in [k for k in state.parse_failures if k not in failing]:
             del state.parse_failures[key]
             state.rejected -= 1
 
-    async def _deliver(self, state: _FeedState, item: _Parsed) -> bool:
+    async def _deliver(self, state: FeedState, item: ParsedItem) -> bool:
         """Submit one parsed item unless already seen; False when it must be tried again next round."""
         name, alert, url_key = state.config.name, item.alert, item.url_key
         key = SourceRef(SourceKind.CAP, alert.sender, alert.identifier, alert.sent.isoformat()).key
@@ -428,11 +405,11 @@ class FeedPoller:
         except IntegrityError:
             pass  # already recorded (a concurrent round or another feed)
 
-    def _note_error(self, state: _FeedState, exc: FeedError) -> None:
+    def _note_error(self, state: FeedState, exc: FeedError) -> None:
         state.last_error = exc
         state.last_error_at = self._clock.now()
 
-    def _succeeded(self, state: _FeedState) -> None:
+    def _succeeded(self, state: FeedState) -> None:
         now = self._clock.now()
         if state.consecutive_errors:
             log.info("feed %s recovered after %d failed rounds", state.config.name, state.consecutive_errors)
@@ -440,7 +417,7 @@ class FeedPoller:
         state.last_success = now
         state.next_due = now + timedelta(seconds=state.config.interval_s)
 
-    def _failed(self, state: _FeedState, exc: FeedError) -> None:
+    def _failed(self, state: FeedState, exc: FeedError) -> None:
         cfg = state.config
         if state.consecutive_errors == 0:
             log.warning("feed %s is failing: %s %s", cfg.name, exc.kind, redact_url(cfg.url))
@@ -449,6 +426,5 @@ class FeedPoller:
         state.next_due = self._clock.now() + timedelta(seconds=self.backoff_s(cfg, state.consecutive_errors))
 
     def backoff_s(self, cfg: FeedConfig, errors: int) -> float:
-        """Delay after ``errors`` consecutive failures: interval·2^n capped, times a jitter in [0.5, 1)."""
-        base: float = min(cfg.max_backoff_s, cfg.interval_s * 2.0 ** min(errors, 30))
-        return max(cfg.interval_s * 0.5, base * (0.5 + 0.5 * self._rng.random()))
+        """Delay after ``errors`` consecutive failures: the feed's RetryPolicy, never under half the interval."""
+        return max(cfg.interval_s * 0.5, cfg.retry.delay(errors, self._rng))

@@ -9,12 +9,12 @@ import pytest
 
 from broadcast.clock import ManualClock
 from broadcast.model import MessageDraft, Priority, SourceKind
+from broadcast.schedule.config import ConfigFault
 from broadcast.schedule.programme_specs import (
     ProgrammeConfigError,
-    ProgrammeConfigFault,
     SlotOutcome,
-    build_draft,
     due_slot,
+    programme_draft,
     programmes_from_config,
 )
 from broadcast.schedule.programmes import ProgrammeService
@@ -46,19 +46,19 @@ def test_config_parsed() -> None:
 @pytest.mark.parametrize(
     ("patch", "fault", "field"),
     [
-        ({"items": []}, ProgrammeConfigFault.MISSING_FIELD, "items"),
-        ({"hour": 24}, ProgrammeConfigFault.BAD_VALUE, "hour"),
-        ({"days": "someday"}, ProgrammeConfigFault.BAD_VALUE, "days/hour/minute"),
+        ({"items": []}, ConfigFault.MISSING_FIELD, "items"),
+        ({"hour": 24}, ConfigFault.BAD_VALUE, "hour"),
+        ({"days": "someday"}, ConfigFault.BAD_VALUE, "days/hour/minute"),
         (
             {"items": [{"audio": "ab" * 32}, {"text": "再见"}]},
-            ProgrammeConfigFault.UNSUPPORTED,
+            ConfigFault.UNSUPPORTED,
             "items[1].audio",
         ),
-        ({"items": [{"audio": "not-a-digest"}]}, ProgrammeConfigFault.BAD_VALUE, "items[1].audio"),
+        ({"items": [{"audio": "not-a-digest"}]}, ConfigFault.BAD_VALUE, "items[1].audio"),
     ],
 )
 def test_config_errors_name_the_field(
-    patch: dict[str, object], fault: ProgrammeConfigFault, field: str
+    patch: dict[str, object], fault: ConfigFault, field: str
 ) -> None:
     with pytest.raises(ProgrammeConfigError) as err:
         programmes_from_config([{**CFG[0], **patch}], AREA)
@@ -69,12 +69,12 @@ def test_config_errors_name_the_field(
 def test_duplicate_ids_refused() -> None:
     with pytest.raises(ProgrammeConfigError) as err:
         programmes_from_config([CFG[0], CFG[0]], AREA)
-    assert err.value.fault is ProgrammeConfigFault.DUPLICATE
+    assert err.value.fault is ConfigFault.DUPLICATE
 
 
 def test_draft_is_daily_priority_and_idempotent_per_slot() -> None:
     (spec,) = programmes_from_config(CFG, AREA)
-    draft = build_draft(spec, SLOT, SLOT + timedelta(seconds=5), sender_name="安宁", sender_code="5301810")
+    draft = programme_draft(spec, SLOT, SLOT + timedelta(seconds=5), sender_name="安宁", sender_code="5301810")
     assert draft.priority is Priority.DAILY and draft.source.kind is SourceKind.SCHEDULE
     assert draft.source.identifier == "morning@2026-06-30T23:30:00Z"
     assert draft.end_at == SLOT + timedelta(minutes=20)
@@ -138,8 +138,8 @@ def test_audio_item_airs_the_recording_by_digest() -> None:
     digest = "AB" * 32
     (spec,) = programmes_from_config([{**CFG[0], "items": [{"audio": digest, "text": "农技讲座录音"}]}], AREA)
     assert spec.audio_digest == digest.lower()
-    draft = build_draft(spec, SLOT, SLOT, sender_name="安宁", sender_code="5301810")
+    draft = programme_draft(spec, SLOT, SLOT, sender_name="安宁", sender_code="5301810")
     assert draft.audio_digest == digest.lower() and draft.source.kind is SourceKind.SCHEDULE
     assert draft.primary.text == "农技讲座录音"  # the written description; the recording is what plays
     (plain,) = programmes_from_config(CFG, AREA)
-    assert build_draft(plain, SLOT, SLOT, sender_name="安宁", sender_code="5301810").audio_digest is None
+    assert programme_draft(plain, SLOT, SLOT, sender_name="安宁", sender_code="5301810").audio_digest is None

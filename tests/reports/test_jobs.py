@@ -1,20 +1,15 @@
 """OpsService with a manual clock: due daily/monthly health reports generated once, kept keep_days and
-purged; [reports] and [[drills]] configuration; the drill schedule started and stopped with it."""
+purged, read back; the [reports] configuration."""
 
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
-from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from broadcast.app.ops import drill_service
 from broadcast.clock import BEIJING, ManualClock
-from broadcast.model import MessageDraft
 from broadcast.reports.health import Period
 from broadcast.reports.jobs import (
     OpsConfig,
@@ -90,32 +85,3 @@ def test_config_parsing() -> None:
         OpsConfig.from_raw({"keep_days": 0})
     with pytest.raises(OpsConfigError, match="HH:MM"):
         OpsConfig.from_raw({"daily_at": "1am"})
-
-
-def fake_settings(tmp_path: Path, raw: dict[str, Any]) -> Any:
-    return SimpleNamespace(raw=raw, database_url=f"sqlite+aiosqlite:///{tmp_path / 'ops.sqlite3'}", base_dir=tmp_path)
-
-
-async def test_drills_from_config_default_and_disabled(
-    engine: AsyncEngine, inventory: Inventory, tmp_path: Path
-) -> None:
-    aired: list[MessageDraft] = []
-
-    async def submit(draft: MessageDraft, silent: bool) -> int:
-        aired.append(draft)
-        return len(aired)
-
-    clock = ManualClock(bj(11, 1))
-    drills = drill_service(fake_settings(tmp_path, {}), inventory, engine, clock, submit)
-    assert drills is not None and [s.drill_id for s in drills.drills] == ["monthly"]
-    assert drills.drills[0].area_codes == (inventory.county.code,)
-    assert drill_service(fake_settings(tmp_path, {"drills": []}), inventory, engine, clock, submit) is None
-    await drills.start()
-    try:
-        assert drills.scheduler is not None and drills.scheduler.get_job("drill:monthly") is not None
-        clock.advance(3 * 86_400 + 10 * 3600 + 60)  # just past Wed Nov 4 10:00
-        runs = await drills.reconcile("monthly")
-        assert [r.outcome.value for r in runs] == ["submitted"] and len(aired) == 1
-    finally:
-        await drills.close()
-    assert drills.scheduler is None
