@@ -29,7 +29,8 @@ from broadcast.policy.config import policy_config
 from broadcast.policy.desk import Desk
 from broadcast.policy.engine import PolicyEngine
 from broadcast.reports.jobs import OpsService
-from broadcast.schedule.programmes import ProgrammeService, pipeline_submitter
+from broadcast.schedule.programmes import ProgrammeService
+from broadcast.schedule.slots import pipeline_submitter
 from broadcast.store.db import make_engine, prepare_schema
 from broadcast.store.inventory import sync_inventory
 from terminals.inventory import default_inventory
