@@ -1,6 +1,6 @@
 """Loading the county inventory (终端清单) from a county directory (``county.toml`` + ``terminals.csv``, see
-config/anning/README.md) and validating it. The model and its queries live in terminals.inventory_model and
-are re-exported here. This module must never talk to a terminal, touch a database, read the clock, or silently
+config/anning/README.md) and validating it. The model and its queries (targeting) live in
+terminals.inventory_model. This module must never talk to a terminal, touch a database, read the clock, or silently
 repair a bad inventory: a bad file is an InventoryError naming file, row and field.
 """
 
@@ -26,7 +26,6 @@ from terminals.inventory_model import (
     Inventory,
     InventoryError,
     InventoryFault,
-    UnknownAreaError,
     normalise_physical_address,
 )
 
@@ -35,18 +34,9 @@ __all__ = [
     "RELAY_ADAPTER",
     "TERMINALS_FILE",
     "TERMINAL_COLUMNS",
-    "Area",
-    "AreaLevel",
-    "FrontEnd",
-    "FrontEndLevel",
-    "Inventory",
-    "InventoryError",
-    "InventoryFault",
-    "UnknownAreaError",
     "default_inventory",
     "default_inventory_path",
     "load_inventory",
-    "normalise_physical_address",
 ]
 
 COUNTY_FILE = "county.toml"

@@ -37,7 +37,7 @@ from broadcast.audio.mp3parts import encode_mp3, mp3_duration_s
 from broadcast.audio.tone import TONE_VERSION, chime_pcm, silence_pcm
 from broadcast.model import AudioRef
 
-__all__ = ["AudioRenderer", "ChimeSegments", "EncodeOptions", "Layout", "OutputFormat", "RenderedAudio"]
+__all__ = ["AudioRenderer", "ChimeSegments", "Layout", "RenderedAudio"]
 
 RENDER_VERSION = 4  # part of the content key: bump when the layout or encoding changes
 LEAD_IN_S = 0.3  # after the opening chime

@@ -34,13 +34,13 @@ Operator actions (`release`, `discard`, `approve`) and `tick` return new Decisio
 operator Cancel by ``related_ebm_id`` find its original.
 
 The configuration and decision types (`PolicyConfig`, `Decision`, `Action`, `Reason`, …) live in
-`broadcast.policy_types` and are re-exported here.
+`broadcast.policy.types`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from broadcast.clock import Clock
@@ -55,11 +55,40 @@ from broadcast.policy.types import (
     PolicyConfig,
     Reason,
     RecordState,
-    _d,
-    _Parked,
-    _Record,
     ebm_reference_key,
 )
+
+
+@dataclass
+class _Record:
+    draft: MessageDraft
+    origin: Origin
+    state: RecordState
+    hold: Decision | None = None
+    superseded_by: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Parked:
+    seq: int
+    draft: MessageDraft
+    references: tuple[str, ...]
+    origin: Origin
+    until: datetime
+
+
+
+def _d(
+    action: Action,
+    reason: Reason,
+    zh: str,
+    *,
+    until: datetime | None = None,
+    on_timeout: OnTimeout | None = None,
+    originals: tuple[str, ...] = (),
+    then: Decision | None = None,
+) -> Decision:
+    return Decision(action, reason, zh, until, on_timeout, originals, then)
 
 
 class PolicyEngine:

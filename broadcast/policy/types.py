@@ -1,12 +1,11 @@
 """Policy types (播发策略的配置与决定): the configuration, the decision values and the record state the
-`PolicyEngine` in `broadcast.policy` works with.
+`PolicyEngine` (`broadcast.policy.engine`) works with.
 
 Owns `Action`, `Reason`, `OnTimeout`, `HoldRule`, `PolicyConfig`, `Origin`, `Decision`, `Outcome`,
-`RecordState`, the reference-key helpers (`cap_reference_keys`, `ebm_reference_key`) and the engine's
-private record shapes. `broadcast.policy` re-exports every public name here.
+`RecordState` and the reference-key helpers (`cap_reference_keys`, `ebm_reference_key`).
 
-Plain values only: must never hold decision rules (those live in `broadcast.policy`), do I/O, read the clock
-or broadcast anything.
+Plain values only: must never hold decision rules (those live in `broadcast.policy.engine`), do I/O, read
+the clock or broadcast anything.
 """
 
 from __future__ import annotations
@@ -134,24 +133,6 @@ class RecordState(StrEnum):
     REFUSED = "refused"
 
 
-@dataclass
-class _Record:
-    draft: MessageDraft
-    origin: Origin
-    state: RecordState
-    hold: Decision | None = None
-    superseded_by: list[str] = field(default_factory=list)
-
-
-@dataclass
-class _Parked:
-    seq: int
-    draft: MessageDraft
-    references: tuple[str, ...]
-    origin: Origin
-    until: datetime
-
-
 def cap_reference_keys(references: Iterable[tuple[str, str, str]]) -> tuple[str, ...]:
     """Source keys of CAP references (sender, identifier, sent) as given by `CapConversion.references`."""
     return tuple(SourceRef(SourceKind.CAP, s, i, t).key for s, i, t in references)
@@ -160,16 +141,3 @@ def cap_reference_keys(references: Iterable[tuple[str, str, str]]) -> tuple[str,
 def ebm_reference_key(ebm_id: str) -> str:
     """The reference key of an EBM id (operator Cancel's ``related_ebm_id``); see `PolicyEngine.link_ebm`."""
     return f"ebm|{ebm_id}"
-
-
-def _d(
-    action: Action,
-    reason: Reason,
-    zh: str,
-    *,
-    until: datetime | None = None,
-    on_timeout: OnTimeout | None = None,
-    originals: tuple[str, ...] = (),
-    then: Decision | None = None,
-) -> Decision:
-    return Decision(action, reason, zh, until, on_timeout, originals, then)

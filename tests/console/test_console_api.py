@@ -15,7 +15,7 @@ from broadcast.model import DeliveryStatus, LinkState
 from broadcast.security.roles import Role
 from broadcast.web.console_routes import MAX_PENDING_PER_CLIENT, _Client
 from tests.console.conftest import STREET, ConsoleCounty, login
-from tests.e2e.conftest import wait_until
+from tests.helpers.poll import wait_until
 
 
 class Sse:

@@ -18,7 +18,7 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from broadcast.security.roles import Role
 from tests.console.conftest import PASSWORD, STREET, ConsoleCounty
-from tests.e2e.conftest import wait_until
+from tests.helpers.poll import wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,6 +22,7 @@ from broadcast.security.passwords import Passwords
 from broadcast.security.roles import Role
 from broadcast.settings import load_settings
 from sim.fleet import Fleet
+from tests.helpers.poll import wait_until
 
 
 @dataclass
@@ -43,21 +44,6 @@ class County:
             assert resp.status == 200
             data: dict[str, Any] = await resp.json()
             return data
-
-
-async def wait_until(
-    probe: Callable[[], Awaitable[Any]], done: Callable[[Any], bool], within: float = 20.0
-) -> Any:
-    """Poll ``probe`` until ``done(result)``; fail with the last result at the deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    last = None
-    while loop.time() < deadline:
-        last = await probe()
-        if done(last):
-            return last
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"condition not reached within {within}s; last: {str(last)[:2000]}")
 
 
 TOKEN = "ebt_test-source-token-0001"

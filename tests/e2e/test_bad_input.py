@@ -6,7 +6,8 @@ import uuid
 
 from broadcast.store.broadcasts import count_broadcasts
 from tests.e2e.capdoc import make_cap
-from tests.e2e.conftest import County, wait_until
+from tests.e2e.conftest import County
+from tests.helpers.poll import wait_until
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [

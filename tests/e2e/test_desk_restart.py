@@ -9,7 +9,8 @@ from pathlib import Path
 
 from broadcast.security.roles import Role
 from tests.e2e.capdoc import make_cap, reference
-from tests.e2e.conftest import login, running_county, wait_until
+from tests.e2e.conftest import login, running_county
+from tests.helpers.poll import wait_until
 
 STREET = "530181003000"
 YELLOW = "安宁市气象台发布暴雨黄色预警[Ⅲ级/较重]"

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from broadcast.clock import SystemClock
 from sim.cap_feed import SENDER, CapFeedServer, Colour, publication
-from tests.e2e.conftest import running_county, wait_until
+from tests.e2e.conftest import running_county
+from tests.helpers.poll import wait_until
 
 STREET = "530181003000"
 

@@ -10,7 +10,8 @@ from typing import Any
 
 from broadcast.security.roles import Role
 from tests.e2e.capdoc import make_cap, reference
-from tests.e2e.conftest import County, login, running_county, wait_until
+from tests.e2e.conftest import County, login, running_county
+from tests.helpers.poll import wait_until
 
 STREET = "530181003000"  # 八街街道
 RED = "安宁市气象台发布暴雨红色预警[Ⅰ级/特别严重]"

@@ -14,7 +14,8 @@ from broadcast.schedule.programme_specs import ProgrammeSpec, SlotOutcome
 from broadcast.schedule.programmes import ProgrammeService
 from broadcast.schedule.slots import pipeline_submitter
 from tests.e2e.capdoc import make_cap
-from tests.e2e.conftest import County, running_county, wait_until
+from tests.e2e.conftest import County, running_county
+from tests.helpers.poll import wait_until
 
 STREET = "530181008000"  # the smallest street of Anning (39 terminals)
 SENTENCE = "各位居民，现在播送日常广播：请注意防火安全，出门随手关好门窗，爱护公共设施，文明出行。"

@@ -10,7 +10,8 @@ import aiohttp
 from broadcast.app.controller import Controller
 from sim.fleet import Fleet
 from tests.e2e.capdoc import make_cap
-from tests.e2e.conftest import AUTH, settings_for, wait_until
+from tests.e2e.conftest import AUTH, settings_for
+from tests.helpers.poll import wait_until
 
 STREET = "530181003000"  # 八街街道
 

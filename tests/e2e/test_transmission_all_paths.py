@@ -8,7 +8,8 @@ from pathlib import Path
 
 from tests.contract.county import CABLE_CODE, FM_CODE, mixed_county
 from tests.e2e.capdoc import make_cap
-from tests.e2e.conftest import TOKENS, wait_until
+from tests.e2e.conftest import TOKENS
+from tests.helpers.poll import wait_until
 
 
 async def test_county_wide_broadcast_over_every_path(tmp_path: Path) -> None:

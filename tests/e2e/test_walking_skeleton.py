@@ -7,7 +7,8 @@ from pathlib import Path
 
 from broadcast.model import DeliveryStatus
 from tests.e2e.capdoc import make_cap
-from tests.e2e.conftest import County, wait_until
+from tests.e2e.conftest import County
+from tests.helpers.poll import wait_until
 
 README_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "cap-rainstorm-red-anning.xml"
 

@@ -41,7 +41,8 @@ from broadcast.policy.types import Action, Reason
 from broadcast.store import broadcasts as store
 from sim.fleet import Fleet
 from sim.upper_platform import PROVINCE, PROVINCE_CERT_SN, ProvincePlatform
-from tests.e2e.conftest import AUTH, settings_for, wait_until
+from tests.e2e.conftest import AUTH, settings_for
+from tests.helpers.poll import wait_until
 
 COUNTY_CERT_SN = "000000000101"
 WHOLE_COUNTY = "530181000000"

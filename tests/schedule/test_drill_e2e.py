@@ -15,7 +15,8 @@ from broadcast.reports.health import Period, health_report
 from broadcast.schedule.drill_service import DrillService
 from broadcast.schedule.drills import DrillOutcome, DrillSpec
 from broadcast.schedule.slots import pipeline_submitter
-from tests.e2e.conftest import County, county, wait_until  # noqa: F401  (county is a fixture)
+from tests.e2e.conftest import County, county  # noqa: F401  (county is a fixture)
+from tests.helpers.poll import wait_until
 
 STREET = "530181003"  # 八街街道
 

@@ -24,7 +24,7 @@ from broadcast.model import MessageDraft
 from broadcast.schedule.drill_service import DrillService
 from broadcast.schedule.drills import DrillSpec, drill_draft, drill_prerenderer, next_slot
 from broadcast.store.db import make_engine, prepare_schema
-from tests.e2e.conftest import wait_until
+from tests.helpers.poll import wait_until
 
 COUNTY = "530181000000"
 NOV = datetime(2026, 11, 4, 10, tzinfo=BEIJING).astimezone(UTC)  # first Wednesday, 10:00 Beijing
