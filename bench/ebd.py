@@ -167,7 +167,7 @@ async def end_to_end(runs: int, time_scale: float) -> tuple[list[dict[str, float
     attached: list[Interconnect | None] = []
 
     async def extra_setup(c: Controller, app: web.Application) -> None:
-        attached.append(attach_interconnect(c.county_parts(), app, section, base_dir=c.settings.base_dir, session=c.http))
+        attached.append(attach_interconnect(c.county, app, section, base_dir=c.settings.base_dir, session=c.http))
 
     await ctl.start(extra_setup=extra_setup)
     assert attached and attached[0] is not None

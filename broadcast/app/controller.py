@@ -117,6 +117,7 @@ class Controller:
     programmes: ProgrammeService
     http: aiohttp.ClientSession
     app: web.Application
+    county: CountyParts  # what the upper-platform interconnect may use of this county
     interconnect: Interconnect | None
     web_port: int
     first_admin_password: str | None = None
@@ -251,6 +252,36 @@ class Controller:
             default_areas=(inventory.county.code,),
             audio_exists=audio_exists,
         )
+        app = make_app(
+            WebParts(
+                engine=engine,
+                clock=clock,
+                events=events,
+                inventory=inventory,
+                links=links,
+                registry=registry,
+                audio_cache=cache,
+                renderer=renderer,
+                audio_config=audio_cfg,
+                live=live,
+                intake=intake,
+                desk=desk,
+                feeds=feeds,
+                ops=ops,
+                programmes=programmes,
+                http=http,
+                secure_cookies=bool(settings.raw.get("security", {}).get("secure_cookies", False)),
+            )
+        )
+        county = CountyParts(intake, desk, engine, inventory, links, clock, audio_base_url)
+        interconnect = attach_interconnect(
+            county,
+            app,
+            settings.raw.get("interconnect", {}),
+            base_dir=settings.base_dir,
+            public_url=settings.public_url,
+            session=http,
+        )
         ctl = cls(
             settings=settings,
             clock=clock,
@@ -273,48 +304,14 @@ class Controller:
             ops=ops,
             programmes=programmes,
             http=http,
-            app=web.Application(),
-            interconnect=None,
+            app=app,
+            county=county,
+            interconnect=interconnect,
             web_port=web_port,
             _listener=listener,
         )
-        ctl.app = make_app(
-            WebParts(
-                engine=engine,
-                clock=clock,
-                events=events,
-                inventory=inventory,
-                links=links,
-                registry=registry,
-                audio_cache=cache,
-                renderer=renderer,
-                audio_config=audio_cfg,
-                live=live,
-                intake=intake,
-                desk=desk,
-                feeds=feeds,
-                ops=ops,
-                programmes=programmes,
-                http=http,
-                secure_cookies=bool(settings.raw.get("security", {}).get("secure_cookies", False)),
-            )
-        )
-        ctl.interconnect = attach_interconnect(
-            ctl.county_parts(),
-            ctl.app,
-            settings.raw.get("interconnect", {}),
-            base_dir=settings.base_dir,
-            public_url=settings.public_url,
-            session=http,
-        )
         ctl._steps = ctl._plan()
         return ctl
-
-    def county_parts(self) -> CountyParts:
-        """What the upper-platform interconnect may use of this county."""
-        return CountyParts(
-            self.intake, self.desk, self.engine, self.inventory, self.links, self.clock, self.pipeline.audio_base_url
-        )
 
     def _plan(self) -> list[Step]:
         feeds_stop = asyncio.Event()

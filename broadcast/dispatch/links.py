@@ -8,7 +8,6 @@ batches. Never talks to adapters directly.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from datetime import datetime
@@ -17,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcast.events import Events, LinkChanged
 from broadcast.model import LinkState
+from broadcast.periodic import Periodic
 from broadcast.store.inventory import LinkChange, record_last_seen, record_link_changes
 
 log = logging.getLogger(__name__)
@@ -26,14 +26,13 @@ class LinkTracker:
     def __init__(self, engine: AsyncEngine, events: Events, *, flush_interval_s: float = 1.0) -> None:
         self._engine = engine
         self._events = events
-        self._interval = flush_interval_s
         self._state: dict[str, LinkState] = {}
         self._changed_at: dict[str, datetime] = {}
         self._terminals: set[str] = set()
         self._last_seen: dict[str, datetime] = {}
         self._dirty_seen: dict[str, datetime] = {}
         self._changes: list[LinkChange] = []
-        self._task: asyncio.Task[None] | None = None
+        self._writer = Periodic("link-tracker", self.flush, every_s=flush_interval_s, retry_s=flush_interval_s)
 
     def seed(self, states: Mapping[str, LinkState], changed_at: Mapping[str, datetime] | None = None) -> None:
         """The terminals, their starting states and when those last changed (from the store). Other
@@ -78,16 +77,7 @@ class LinkTracker:
         self._dirty_seen[terminal_code] = at
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="link-tracker")
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.flush()
-            except Exception:
-                log.exception("writing terminal link state failed; will retry")
+        await self._writer.start()
 
     async def flush(self) -> None:
         changes, self._changes = self._changes, []
@@ -102,11 +92,6 @@ class LinkTracker:
             raise
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        """Stop the writer (letting a write under way finish), then write what is left."""
+        await self._writer.stop()
         await self.flush()

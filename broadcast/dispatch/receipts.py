@@ -22,6 +22,7 @@ from broadcast.clock import Clock
 from broadcast.events import BroadcastSettled, DeliveryChanged, Events
 from broadcast.lifecycle import delivery_allows
 from broadcast.model import DeliveryStatus, FailureReason
+from broadcast.periodic import Periodic
 from broadcast.store.deliveries import StatusWrite, deliveries_of, write_statuses
 
 log = logging.getLogger(__name__)
@@ -57,28 +58,22 @@ class ReceiptBook:
         self._engine = engine
         self._clock = clock
         self._events = events
-        self._interval = flush_interval_s
         self._active: dict[str, _Active] = {}
         self._by_id: dict[int, _Active] = {}
         self._queue: list[StatusWrite] = []
         self._settled_pending: list[int] = []
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        # Coalesce a burst (586 sends, then 586 acks, within milliseconds) into one transaction, and
+        # keep database work out of the way while the burst is on the wire.
+        self._writer = Periodic("receipt-book", self.flush, coalesce_s=flush_interval_s, retry_s=1.0)
         self._flush_lock = asyncio.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="receipt-book")
+        await self._writer.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        """Stop the writer (letting a write under way finish), then write what is left."""
+        await self._writer.stop()
         await self.flush()
 
     async def track(self, broadcast_id: int, ebm_id: str) -> list[TrackedDelivery]:
@@ -155,23 +150,8 @@ class ReceiptBook:
             a.unsettled += 1
         self._queue.append(StatusWrite(td.delivery_id, status, reason, detail, at, td.attempts))
         self._events.emit(DeliveryChanged(a.broadcast_id, ebm_id, terminal_code, status))
-        self._wake.set()
+        self._writer.wake()
         return True
-
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            # Coalesce a burst (586 sends, then 586 acks, within milliseconds) into one transaction,
-            # and keep database work out of the way while the burst is on the wire.
-            await asyncio.sleep(self._interval)
-            self._wake.clear()
-            try:
-                await self.flush()
-            except Exception:  # keep the writer alive; the queue is retried on the next wake
-                log.exception("writing delivery receipts failed; will retry")
-                await asyncio.sleep(1.0)
-                self._wake.set()
-                continue
 
     async def flush(self, *, also: Callable[[AsyncConnection], Awaitable[None]] | None = None) -> None:
         """Write what is pending now; ``also`` commits in the same transaction (a stop: the broadcast's

@@ -98,7 +98,7 @@ class Pipeline:
         self._receipts = receipts
         self._clock = clock
         self._events = events
-        self.audio_base_url = audio_base_url.rstrip("/")
+        self._audio_base_url = audio_base_url.rstrip("/")
         self.script = script  # read by the drill pre-render, which speaks exactly what the slot will
         self._live = live
         self._repeats_for = repeats_for
@@ -175,6 +175,11 @@ class Pipeline:
     async def refuse(self, broadcast_id: int, state: BroadcastState, *, detail: str, actor: str = "") -> None:
         """A held or pending message that will never go on air (rejected or expired while waiting)."""
         await store.finish_unaired(self._engine, broadcast_id, state, self._clock.now(), actor=actor, detail=detail)
+
+    @property
+    def audio_base_url(self) -> str:
+        """Where terminals fetch this controller's audio (fixed once the web socket is bound)."""
+        return self._audio_base_url
 
     @property
     def in_flight(self) -> int:

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from broadcast.clock import Clock
 from broadcast.events import BroadcastAiring
 from broadcast.model import BroadcastState, MessageDraft, SourceKind, TerminalRef
+from broadcast.periodic import Periodic
 from broadcast.policy.engine import PolicyEngine
 from broadcast.policy.records import DecisionRecord
 from broadcast.policy.types import Action, Decision, OnTimeout, Origin, Outcome, Reason, RecordState
@@ -116,9 +117,8 @@ class Desk:
         self._pipeline = pipeline
         self._policy = policy
         self._clock = clock
-        self._interval = tick_interval_s
         self._lock = asyncio.Lock()  # decisions are applied one at a time, in arrival order
-        self._task: asyncio.Task[None] | None = None
+        self._clock_rounds = Periodic("intake-desk", self.tick, every_s=tick_interval_s, retry_s=tick_interval_s)
         self._record = DecisionRecord(engine)
 
     # -- start / stop ----------------------------------------------------------------------------
@@ -155,25 +155,11 @@ class Desk:
             self._policy.restore_parked(p.source_key, p.draft, p.references, Origin.of(p.draft), p.until)
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="intake-desk")
+        """Apply what time decides (hold windows, expiry while waiting, parked timeouts) every tick."""
+        await self._clock_rounds.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.tick()
-            except Exception:
-                log.exception("intake desk tick failed; will retry")
+        await self._clock_rounds.stop()
 
     # -- intake ---------------------------------------------------------------------------------
 

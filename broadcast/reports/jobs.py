@@ -24,7 +24,6 @@ composition root does) and never air anything.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcast.clock import BEIJING, Clock
+from broadcast.periodic import Periodic
 from broadcast.reports.health import DEFAULT_CHRONIC_DAYS, Period, health_report
 from broadcast.reports.store import (
     ReportKind,
@@ -140,7 +140,7 @@ class OpsService:
         self.inventory = inventory
         self.clock = clock
         self.config = config or OpsConfig()
-        self._task: asyncio.Task[None] | None = None
+        self._rounds = Periodic("ops", self.tick, every_s=self.config.check_every_s, retry_s=self.config.check_every_s)
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
@@ -149,22 +149,10 @@ class OpsService:
             await self.tick()
         except Exception:
             log.exception("first operations check failed; will retry in %gs", self.config.check_every_s)
-        self._task = asyncio.create_task(self._run(), name="ops")
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.check_every_s)
-            try:
-                await self.tick()
-            except Exception:
-                log.exception("operations check failed; will retry")
+        await self._rounds.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._rounds.stop()
 
     # -- scheduled work ---------------------------------------------------------------------------
 

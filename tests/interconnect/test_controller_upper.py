@@ -103,7 +103,7 @@ async def upper(tmp_path: Path) -> AsyncIterator[UpperCounty]:
 
     async def extra_setup(ctl: Controller, app: web.Application) -> None:
         attached.append(
-            attach_interconnect(ctl.county_parts(), app, section, base_dir=ctl.settings.base_dir, session=ctl.http)
+            attach_interconnect(ctl.county, app, section, base_dir=ctl.settings.base_dir, session=ctl.http)
         )
 
     await controller.start(extra_setup=extra_setup)
@@ -197,7 +197,7 @@ async def test_tampered_or_unknown_area_ebm_broadcasts_nothing_and_facade_is_ide
     assert all(not t.played for t in upper.fleet.terminals)
     assert upper.state_bodies() == []
     # The facade itself: idempotent by source key, refusals carry a kind and a ResultCode.
-    facade = ControllerFacade(upper.controller.county_parts())
+    facade = ControllerFacade(upper.controller.county)
     draft = ebm_to_draft(short_ebm(upper.province, "530181003000"), src_ebrid=PROVINCE)
     first = await facade.submit_upper(draft)
     again = await facade.submit_upper(draft)
