@@ -14,15 +14,6 @@ from enum import IntEnum
 _DIGITS = re.compile(r"^\d+$")
 
 
-class ResourceLevel(IntEnum):
-    NATIONAL = 1
-    PROVINCE = 2
-    CITY = 3
-    COUNTY = 4
-    TOWN = 5
-    VILLAGE = 6
-
-
 class ResourceSubtype(IntEnum):
     PLATFORM = 1
     ADAPTER = 2

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcast.clock import Clock
@@ -42,7 +41,6 @@ from broadcast.model import BroadcastState, DeliveryStatus, MessageDraft
 from broadcast.pipeline.orders import audio_file_url
 from broadcast.store import broadcasts as store
 from broadcast.store.stats import summarise
-from broadcast.store.tables import broadcasts, deliveries
 from terminals.inventory_model import Inventory
 
 log = logging.getLogger(__name__)
@@ -56,7 +54,6 @@ _FINISHED = frozenset(
         BroadcastState.REJECTED,
     }
 )
-_LIVE = (str(BroadcastState.RECEIVED), str(BroadcastState.RENDERING), str(BroadcastState.BROADCASTING))
 _NOT_PLAYED = frozenset({DeliveryStatus.FAILED, DeliveryStatus.OFFLINE, DeliveryStatus.CANCELLED})
 
 
@@ -152,30 +149,12 @@ class ControllerFacade:
         return None if row is None else await self._snapshot(row)
 
     async def broadcasts_changed_since(self, since: datetime) -> Sequence[BroadcastSnapshot]:
-        delivery_moved = exists().where(
-            and_(deliveries.c.broadcast_id == broadcasts.c.id, deliveries.c.updated_at >= since)
-        )
-        query = (
-            select(broadcasts)
-            .where(
-                or_(
-                    broadcasts.c.state_changed_at >= since,
-                    and_(broadcasts.c.state.in_(_LIVE), delivery_moved),
-                )
-            )
-            .order_by(broadcasts.c.id)
-        )
-        return await self._snapshots(query)
+        return await self._snapshots(await store.broadcasts_changed_since(self._c.engine, since))
 
     async def broadcasts_between(
         self, start: datetime | None, end: datetime | None
     ) -> Sequence[BroadcastSnapshot]:
-        query = select(broadcasts).order_by(broadcasts.c.id)
-        if start is not None:
-            query = query.where(broadcasts.c.start_at >= start)
-        if end is not None:
-            query = query.where(broadcasts.c.start_at <= end)
-        return await self._snapshots(query)
+        return await self._snapshots(await store.broadcasts_starting_between(self._c.engine, start, end))
 
     async def terminal_states(self) -> Mapping[str, TerminalStatus]:
         links = self._c.links
@@ -187,13 +166,9 @@ class ControllerFacade:
     # ---- helpers ----
 
     async def _row_by_ebm(self, ebm_id: str) -> dict[str, Any] | None:
-        async with self._c.engine.connect() as conn:
-            row = (await conn.execute(select(broadcasts).where(broadcasts.c.ebm_id == ebm_id))).first()
-        return None if row is None else dict(row._mapping)
+        return await store.broadcast_by_ebm(self._c.engine, ebm_id)
 
-    async def _snapshots(self, query: Any) -> list[BroadcastSnapshot]:
-        async with self._c.engine.connect() as conn:
-            rows = [dict(r._mapping) for r in await conn.execute(query)]
+    async def _snapshots(self, rows: Sequence[Mapping[str, Any]]) -> list[BroadcastSnapshot]:
         return [await self._snapshot(r) for r in rows]
 
     async def _snapshot(self, row: Mapping[str, Any]) -> BroadcastSnapshot:

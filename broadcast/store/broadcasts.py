@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import and_, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -311,6 +311,39 @@ async def delivery_rows(engine: AsyncEngine, broadcast_id: int) -> list[dict[str
             select(deliveries).where(deliveries.c.broadcast_id == broadcast_id).order_by(deliveries.c.id)
         )
         return [dict(r._mapping) for r in rows]
+
+
+async def broadcast_by_ebm(engine: AsyncEngine, ebm_id: str) -> dict[str, Any] | None:
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(broadcasts).where(broadcasts.c.ebm_id == ebm_id))).first()
+    return None if row is None else dict(row._mapping)
+
+
+async def broadcasts_changed_since(engine: AsyncEngine, since: datetime) -> list[dict[str, Any]]:
+    """Broadcasts whose state changed since ``since``, and live ones any of whose deliveries moved."""
+    live = (str(BroadcastState.RECEIVED), str(BroadcastState.RENDERING), str(BroadcastState.BROADCASTING))
+    delivery_moved = exists().where(
+        and_(deliveries.c.broadcast_id == broadcasts.c.id, deliveries.c.updated_at >= since)
+    )
+    query = (
+        select(broadcasts)
+        .where(or_(broadcasts.c.state_changed_at >= since, and_(broadcasts.c.state.in_(live), delivery_moved)))
+        .order_by(broadcasts.c.id)
+    )
+    async with engine.connect() as conn:
+        return [dict(r._mapping) for r in await conn.execute(query)]
+
+
+async def broadcasts_starting_between(
+    engine: AsyncEngine, start: datetime | None, end: datetime | None
+) -> list[dict[str, Any]]:
+    query = select(broadcasts).order_by(broadcasts.c.id)
+    if start is not None:
+        query = query.where(broadcasts.c.start_at >= start)
+    if end is not None:
+        query = query.where(broadcasts.c.start_at <= end)
+    async with engine.connect() as conn:
+        return [dict(r._mapping) for r in await conn.execute(query)]
 
 
 async def count_broadcasts(engine: AsyncEngine) -> int:
