@@ -18,6 +18,7 @@ from aiohttp.typedefs import Middleware
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broadcast.clock import Clock
+from broadcast.jsonhttp import json_error
 from broadcast.security import accounts, csrf, sessions, tokens
 from broadcast.security.roles import AUTHENTICATED, PUBLIC, Permission, Role, RoleMatrix, permissions_for
 
@@ -79,9 +80,7 @@ PASSWORD_CHANGE_ROUTES = frozenset({("POST", "/api/password"), ("POST", "/api/lo
 
 
 def auth_error(kind: AuthErrorKind, **fmt: str) -> web.Response:
-    resp = web.json_response(
-        {"error": kind.value, "message": _MESSAGES[kind].format(**fmt)}, status=_STATUS.get(kind, 403)
-    )
+    resp = json_error(_STATUS.get(kind, 403), kind.value, _MESSAGES[kind].format(**fmt))
     if kind is AuthErrorKind.INVALID_TOKEN:
         resp.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
     return resp

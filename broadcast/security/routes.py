@@ -25,7 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
-from broadcast.jsonhttp import json_error
+from broadcast.jsonhttp import json_error, json_response
 from broadcast.security import accounts, sessions, tokens
 from broadcast.security import audit as audit_mod
 from broadcast.security.audit import AuditAction
@@ -143,7 +143,7 @@ async def login(request: web.Request) -> web.Response:
         account.must_change_password,
         session,
     )
-    resp = web.json_response(_me_json(who))
+    resp = json_response(_me_json(who))
     resp.set_cookie(
         sessions.COOKIE_NAME, token, path="/", secure=ctx.secure_cookies, httponly=True, samesite="Strict"
     )
@@ -155,7 +155,7 @@ async def logout(request: web.Request) -> web.Response:
     if me.session is not None:
         await sessions.delete_session(ctx.engine, me.session.token_hash)
         await ctx.audit(AuditAction.LOGOUT, actor=me.name, remote=_remote(request), target=me.name)
-    resp = web.json_response({"ok": True})
+    resp = json_response({"ok": True})
     clear_cookie(resp, secure=ctx.secure_cookies)
     return resp
 
@@ -192,18 +192,18 @@ async def change_password(request: web.Request) -> web.Response:
         target=me.name,
         detail={"other_sessions_ended": ended, "was_one_time": account.must_change_password},
     )
-    return web.json_response({"ok": True})
+    return json_response({"ok": True})
 
 
 async def get_me(request: web.Request) -> web.Response:
-    return web.json_response(_me_json(_me(request)))
+    return json_response(_me_json(_me(request)))
 
 
 # --- accounts (admin) ------------------------------------------------------------------------------
 
 
 async def list_users(request: web.Request) -> web.Response:
-    return web.json_response(
+    return json_response(
         {"users": [a.public_json() for a in await accounts.list_accounts(_ctx(request).engine)]}
     )
 
@@ -234,7 +234,7 @@ async def create_user(request: web.Request) -> web.Response:
         target=username,
         detail={"roles": sorted(r.value for r in roles)},
     )
-    return web.json_response({"user": account.public_json(), "one_time_password": one_time}, status=201)
+    return json_response({"user": account.public_json(), "one_time_password": one_time}, status=201)
 
 
 def _self_guard(me: Principal, username: str) -> web.Response | None:
@@ -262,7 +262,7 @@ async def set_user_roles(request: web.Request) -> web.Response:
         target=username,
         detail={"roles": sorted(r.value for r in roles)},
     )
-    return web.json_response({"ok": True})
+    return json_response({"ok": True})
 
 
 async def disable_user(request: web.Request) -> web.Response:
@@ -286,7 +286,7 @@ async def disable_user(request: web.Request) -> web.Response:
         target=username,
         detail={"disabled": disabled},
     )
-    return web.json_response({"ok": True})
+    return json_response({"ok": True})
 
 
 async def reset_password(request: web.Request) -> web.Response:
@@ -305,14 +305,14 @@ async def reset_password(request: web.Request) -> web.Response:
         target=username,
         detail={"password_reset": True},
     )
-    return web.json_response({"one_time_password": one_time})
+    return json_response({"one_time_password": one_time})
 
 
 # --- API tokens (admin) ----------------------------------------------------------------------------
 
 
 async def list_api_tokens(request: web.Request) -> web.Response:
-    return web.json_response(
+    return json_response(
         {"tokens": [t.public_json() for t in await tokens.list_tokens(_ctx(request).engine)]}
     )
 
@@ -337,7 +337,7 @@ async def create_api_token(request: web.Request) -> web.Response:
         target=str(token.id),
         detail={"name": token.name, "scopes": sorted(s.value for s in token.scopes)},
     )
-    return web.json_response({"token": secret, "info": token.public_json()}, status=201)
+    return json_response({"token": secret, "info": token.public_json()}, status=201)
 
 
 async def revoke_api_token(request: web.Request) -> web.Response:
@@ -349,7 +349,7 @@ async def revoke_api_token(request: web.Request) -> web.Response:
     if not await tokens.revoke_token(ctx.engine, ctx.clock, token_id):
         return json_error(404, "not_found", f"找不到未吊销的令牌 {token_id}")
     await ctx.audit(AuditAction.TOKEN_REVOKED, actor=me.name, remote=_remote(request), target=str(token_id))
-    return web.json_response({"ok": True})
+    return json_response({"ok": True})
 
 
 # --- audit ledger (auditor) ------------------------------------------------------------------------
@@ -362,12 +362,12 @@ async def get_audit(request: web.Request) -> web.Response:
     except ValueError:
         raise BadRequest("limit 与 before 必须是整数") from None
     entries = await audit_mod.tail(_ctx(request).engine, limit, before_seq=before)
-    return web.json_response({"entries": [e.as_json() for e in entries]})
+    return json_response({"entries": [e.as_json() for e in entries]})
 
 
 async def get_audit_verify(request: web.Request) -> web.Response:
     report = await audit_mod.verify(_ctx(request).engine)
-    return web.json_response(report.as_json())
+    return json_response(report.as_json())
 
 
 def _wrap(handler: Any) -> Any:
