@@ -8,9 +8,9 @@ section's keys or defaults.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 
 class ConfigFault(StrEnum):
@@ -20,8 +20,28 @@ class ConfigFault(StrEnum):
     UNSUPPORTED = "unsupported"
 
 
+T = TypeVar("T")
+
 EntryError = Callable[[ConfigFault, str, str, str], ValueError]
 """Builds the section's error: ``(fault, entry id, field name, detail)``; the error classes themselves."""
+
+
+def entries_by_id(
+    entries: Sequence[Mapping[str, Any]],
+    error: EntryError,
+    duplicate_zh: str,
+    build: Callable[[Mapping[str, Any], str], T],
+) -> list[T]:
+    """Each ``[[section]]`` table built by ``build(entry, id)``, in order; ids required and unique."""
+    built: list[T] = []
+    seen: set[str] = set()
+    for n, entry in enumerate(entries, start=1):
+        entry_id = text_field(entry, "id", f"#{n}", error)
+        if entry_id in seen:
+            raise error(ConfigFault.DUPLICATE, entry_id, "id", duplicate_zh)
+        seen.add(entry_id)
+        built.append(build(entry, entry_id))
+    return built
 
 
 def text_field(

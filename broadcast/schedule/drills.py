@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from apscheduler.triggers.cron import CronTrigger
 
 from broadcast.model import Content, MessageDraft, MsgType, Severity
-from broadcast.schedule.config import ConfigFault, areas_field, int_field, text_field
+from broadcast.schedule.config import ConfigFault, areas_field, entries_by_id, int_field, text_field
 from broadcast.schedule.slots import SHANGHAI, slot_source
 
 DEFAULT_GRACE = timedelta(hours=1)
@@ -100,15 +100,9 @@ class DrillSpec:
 def drills_from_config(entries: Sequence[Mapping[str, Any]], default_area: str) -> list[DrillSpec]:
     """Parse ``[[drills]]`` tables. Keys: id, kind, areas, title, text, silent, day, hour, minute, month,
     duration_min, event_type, grace_min. Validates the cron fields by building the trigger."""
-    specs: list[DrillSpec] = []
-    seen: set[str] = set()
-    for n, entry in enumerate(entries, start=1):
-        drill_id = text_field(entry, "id", f"#{n}", DrillConfigError)
-        if drill_id in seen:
-            raise DrillConfigError(ConfigFault.DUPLICATE, drill_id, "id", "演练编号重复")
-        seen.add(drill_id)
-        specs.append(_drill(entry, drill_id, default_area))
-    return specs
+    return entries_by_id(
+        entries, DrillConfigError, "演练编号重复", lambda entry, drill_id: _drill(entry, drill_id, default_area)
+    )
 
 
 def _drill(entry: Mapping[str, Any], drill_id: str, default_area: str) -> DrillSpec:

@@ -25,7 +25,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 
 from broadcast.model import Content, MessageDraft, MsgType, Severity
-from broadcast.schedule.config import ConfigFault, areas_field, int_field, text_field
+from broadcast.schedule.config import ConfigFault, areas_field, entries_by_id, int_field, text_field
 from broadcast.schedule.slots import SHANGHAI, slot_source, slots_between
 
 if TYPE_CHECKING:
@@ -130,15 +130,9 @@ def _audio_item(item: Mapping[str, Any], pid: str, k: int, count: int) -> str:
 def programmes_from_config(entries: Sequence[Mapping[str, Any]], default_area: str) -> list[ProgrammeSpec]:
     """Parse ``[[programmes]]``. Keys: id, areas, title, days, hour, minute, duration_min, grace_min,
     items (a list of tables with ``text``). Validates the schedule by building its trigger."""
-    specs: list[ProgrammeSpec] = []
-    seen: set[str] = set()
-    for n, entry in enumerate(entries, start=1):
-        pid = text_field(entry, "id", f"#{n}", ProgrammeConfigError)
-        if pid in seen:
-            raise ProgrammeConfigError(ConfigFault.DUPLICATE, pid, "id", "节目编号重复")
-        seen.add(pid)
-        specs.append(_programme(entry, pid, default_area))
-    return specs
+    return entries_by_id(
+        entries, ProgrammeConfigError, "节目编号重复", lambda entry, pid: _programme(entry, pid, default_area)
+    )
 
 
 def _programme(entry: Mapping[str, Any], pid: str, default_area: str) -> ProgrammeSpec:
